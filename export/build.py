@@ -1,0 +1,214 @@
+"""From a checkpoint (Hub id or local directory) to a complete `models/NAME/` directory, atomically.
+
+Steps: resolve the source (download when it is a Hub id) → load it as a GPT2Model with eager attention →
+trace to ONNX with attention outputs → validate against PyTorch → (optionally) quantize → write the
+tokenizer and manifest → move the finished directory into place. Everything is built in a hidden
+`models/.building-NAME-*` directory; only the final rename makes `models/NAME` appear, and an existing
+model of that name is replaced only by a complete one.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from server.errors import HeadsError
+
+from .tokenizer import find_tokenizer, load_tokenizer
+
+log = logging.getLogger("export")
+
+MANIFEST_VERSION = 1
+BOS_TOKEN = "<|endoftext|>"
+HUB_WEIGHT_PATTERNS = (["model*.safetensors", "model.safetensors.index.json"], ["pytorch_model*.bin", "pytorch_model.bin.index.json"])
+HUB_OTHER_PATTERNS = ["config.json", "tokenizer.json", "vocab.json", "merges.txt"]
+LIBRARIES = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers", "numpy")
+BUILDING_PREFIX = ".building-"
+REPLACED_PREFIX = ".replaced-"
+
+
+def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path | None = None,
+                 int8: bool = False, synthetic: bool = False, extra_files: dict[str, object] | None = None) -> Path:
+    """Export `source` to `models_dir/name`; return that path. Raises HeadsError with what to do."""
+    check_name(name)
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(models_dir, name)
+    checkpoint = resolve_source(source)
+    building = Path(tempfile.mkdtemp(prefix=f"{BUILDING_PREFIX}{name}-", dir=models_dir))
+    building.chmod(0o755)  # mkdtemp makes it private; a model directory is for whoever serves it
+    try:
+        manifest = build(checkpoint, source, name, building, tokenizer_dir, int8, synthetic)
+        for filename, content in (extra_files or {}).items():
+            write_json(building / filename, content)
+        manifest["files"] = {path.name: sha256(path) for path in sorted(building.iterdir()) if path.is_file()}
+        write_json(building / "manifest.json", manifest)
+        return install(building, models_dir / name)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def check_name(name: str) -> None:
+    if not name or name.startswith(".") or "/" in name or "\\" in name or "\0" in name or len(name) > 100:
+        raise HeadsError(f"invalid model name {name!r}: use letters, digits, '-', '_' or '.', not starting with '.'")
+
+
+def remove_stale_builds(models_dir: Path, name: str) -> None:
+    """Leftovers of an export that was killed (SIGKILL gives no chance to clean up)."""
+    for prefix in (BUILDING_PREFIX, REPLACED_PREFIX):
+        for stale in models_dir.glob(f"{prefix}{name}-*"):
+            log.info("removing %s, left by an interrupted export", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def resolve_source(source: str) -> Path:
+    """A local checkpoint directory, downloading `source` from the Hugging Face Hub first when it is an id."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise HeadsError(f"{path} has no config.json: pass a checkpoint directory (config.json + weights)")
+        return path
+    if path.exists():
+        raise HeadsError(f"{path} is a file: pass a checkpoint directory (config.json + weights) or a Hub id")
+    if source.startswith((".", "/", "~")) or source.count("/") > 1:
+        raise HeadsError(f"no such directory: {source}")
+    return download(source)
+
+
+def download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError)
+
+    log.info("fetching %r from the Hugging Face Hub", repo_id)
+    try:
+        for weights in HUB_WEIGHT_PATTERNS:
+            path = Path(snapshot_download(repo_id, allow_patterns=HUB_OTHER_PATTERNS + weights))
+            if any(path.glob(weights[0])):
+                return path
+    except (RepositoryNotFoundError, GatedRepoError):
+        raise HeadsError(f"no public model {repo_id!r} on the Hugging Face Hub; check the spelling, "
+                         "or pass a local checkpoint directory") from None
+    except (LocalEntryNotFoundError, OSError):
+        raise HeadsError(f"could not reach the Hugging Face Hub to fetch {repo_id!r}; "
+                         "pass a local checkpoint directory instead") from None
+    raise HeadsError(f"{repo_id!r} on the Hub has no PyTorch weights (model.safetensors or pytorch_model.bin)")
+
+
+def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Path | None,
+          int8: bool, synthetic: bool) -> dict:
+    import torch
+    from transformers import AutoConfig, GPT2Model
+
+    from .graph import export_onnx, validate_onnx, validation_lengths
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    if config.model_type != "gpt2":
+        raise HeadsError(f"{source} is a {config.model_type!r} checkpoint; Twelve Heads exports GPT-2-family "
+                         "models (model_type 'gpt2': gpt2, distilgpt2, gpt2-medium, …)")
+    tokenizer = load_tokenizer(tokenizer_dir) if tokenizer_dir else find_tokenizer(checkpoint)
+    if tokenizer is None:
+        raise HeadsError(f"{source} has no tokenizer files; pass --tokenizer DIR (for GPT-2's own vocabulary: "
+                         "--tokenizer export/assets/gpt2-tokenizer)")
+    if tokenizer.get_vocab_size() > config.vocab_size:
+        raise HeadsError(f"the tokenizer has {tokenizer.get_vocab_size():,} tokens but the model only "
+                         f"{config.vocab_size:,} embeddings; pass the tokenizer that belongs to this checkpoint")
+    bos_token_id = tokenizer.token_to_id(BOS_TOKEN)
+
+    step = Step()
+    step.begin("loading the checkpoint")
+    torch.manual_seed(0)
+    model = GPT2Model.from_pretrained(checkpoint, attn_implementation="eager", dtype=torch.float32).eval()
+    step.begin(f"exporting to ONNX ({config.n_layer} layers × {config.n_head} heads)")
+    onnx_path = out / "model.onnx"
+    export_onnx(model, onnx_path)
+    step.begin("validating the graph against PyTorch")
+    worst = validate_onnx(model, onnx_path, validation_lengths(config.n_positions))
+    del model
+    quantization = None
+    if int8:
+        from .quantize import quantize_int8
+        step.begin("quantizing to int8")
+        quantization = quantize_int8(onnx_path)
+    step.begin("writing the tokenizer and manifest")
+    tokenizer.save(str(out / "tokenizer.json"))
+    step.end()
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "name": name,
+        "source": source,
+        "synthetic": synthetic,
+        "n_layer": config.n_layer,
+        "n_head": config.n_head,
+        "n_embd": config.n_embd,
+        "n_positions": config.n_positions,
+        "vocab_size": config.vocab_size,
+        "bos_token_id": bos_token_id,
+        "precision": "int8" if int8 else "fp32",
+        "quantization": quantization,
+        "validation": {"max_abs_diff": worst, "atol": 1e-4, "lengths": validation_lengths(config.n_positions)},
+        "model_sha256": sha256(onnx_path),
+        "versions": library_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def install(building: Path, target: Path) -> Path:
+    """Move a complete build into place; an existing model is swapped out only after the new one is whole."""
+    for path in building.iterdir():  # make the bytes durable before the rename makes them visible
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    if target.exists():
+        replaced = Path(tempfile.mkdtemp(prefix=f"{REPLACED_PREFIX}{target.name}-", dir=target.parent))
+        os.rename(target, replaced / "old")
+        os.rename(building, target)
+        shutil.rmtree(replaced, ignore_errors=True)
+    else:
+        os.rename(building, target)
+    return target
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for library in LIBRARIES:
+        try:
+            versions[library] = metadata.version(library)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def write_json(path: Path, content: dict) -> None:
+    path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+
+
+class Step:
+    """One line of progress per long step, with how long the previous one took."""
+
+    def __init__(self):
+        self.name, self.started = None, None
+
+    def begin(self, name: str) -> None:
+        self.end()
+        self.name, self.started = name, time.perf_counter()
+        log.info("%s …", name)
+
+    def end(self) -> None:
+        if self.name is not None:
+            log.info("  done: %s (%.1fs)", self.name, time.perf_counter() - self.started)
+        self.name = None

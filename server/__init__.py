@@ -1,0 +1,1 @@
+"""Twelve Heads' server: the torch-free engine, head scoring, and (soon) the Flask app."""

@@ -1,0 +1,204 @@
+"""The inference core: a `models/NAME/` directory in, every head's attention for a sentence out.
+
+Imports numpy, onnxruntime and tokenizers only — never torch, transformers or optimum — so it runs on a
+laptop without PyTorch. One `Engine` holds one onnxruntime session, shared by every thread (`run` is
+thread-safe); `attend` allocates nothing shared.
+
+    engine = Engine.load("models/gpt2")
+    result = engine.attend("The trophy doesn't fit in the suitcase because it is too big.")
+    result.attention.shape  # (L, H, T, T): layer, head, query, key
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from .errors import InputError, ModelError
+
+BOS_TOKEN = "<|endoftext|>"
+DEFAULT_MAX_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
+REQUIRED_MANIFEST_KEYS = {"name": str, "n_layer": int, "n_head": int, "n_positions": int, "vocab_size": int,
+                          "synthetic": bool, "model_sha256": str}
+REEXPORT_HINT = "re-export it with `python -m export`"
+
+
+@dataclass(frozen=True)
+class Attention:
+    """One sentence through the model: its tokens and every head's attention probabilities."""
+
+    tokens: list[str]  # display strings, e.g. " world"; byte fragments of one character as "\\xf0\\x9f"
+    ids: list[int]
+    offsets: list[tuple[int, int]]  # character span of each token in the text; (0, 0) for a prepended BOS
+    attention: np.ndarray  # (L, H, T, T) float32, rows sum to 1, zero above the diagonal
+
+
+class Engine:
+    def __init__(self, path: Path, manifest: dict, session: ort.InferenceSession, tokenizer: Tokenizer,
+                 max_tokens: int, max_chars: int):
+        self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
+        self.max_tokens, self.max_chars = max_tokens, max_chars
+        self.output_names = [f"attentions.{layer}" for layer in range(self.n_layer)]
+
+    name = property(lambda self: self.manifest["name"])
+    n_layer = property(lambda self: self.manifest["n_layer"])
+    n_head = property(lambda self: self.manifest["n_head"])
+    n_positions = property(lambda self: self.manifest["n_positions"])
+    synthetic = property(lambda self: self.manifest["synthetic"])
+
+    @classmethod
+    def load(cls, path, max_tokens: int | None = None, max_chars: int = DEFAULT_MAX_CHARS,
+             verify_checksum: bool = True, threads: int | None = None) -> "Engine":
+        """Open `path` (a models/NAME directory); raise ModelError naming the file and the fix if anything is off."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ModelError(f"model directory {path} does not exist; export one with `python -m export`")
+        manifest = read_manifest(path)
+        model_path = path / "model.onnx"
+        if not model_path.is_file():
+            raise ModelError(f"{model_path} is missing; {REEXPORT_HINT}")
+        if verify_checksum and file_sha256(model_path) != manifest["model_sha256"]:
+            raise ModelError(f"{model_path} does not match the checksum in its manifest (damaged or replaced); "
+                             f"{REEXPORT_HINT}")
+        session = open_session(model_path, threads)
+        check_graph(session, manifest, model_path)
+        tokenizer = open_tokenizer(path / "tokenizer.json", manifest)
+        limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
+        return cls(path, manifest, session, tokenizer, limit, max_chars)
+
+    def attend(self, text: str, prepend_bos: bool = False) -> Attention:
+        """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
+        ids, offsets = self.tokenize(text, prepend_bos)
+        outputs = self.session.run(self.output_names, {"input_ids": np.asarray([ids], dtype=np.int64)})
+        attention = np.concatenate(outputs, axis=0)  # L × (1, H, T, T) → (L, H, T, T)
+        return Attention([self.display(i) for i in ids], ids, offsets, attention)
+
+    def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+        check_text(text, self.max_chars)
+        encoding = self.tokenizer.encode(text)
+        ids, offsets = list(encoding.ids), [tuple(span) for span in encoding.offsets]
+        if prepend_bos:
+            bos = self.manifest.get("bos_token_id")
+            if bos is None:
+                raise InputError(f"model {self.name!r} has no {BOS_TOKEN} token to prepend; turn prepend_bos off")
+            ids, offsets = [bos] + ids, [(0, 0)] + offsets
+        if len(ids) > self.max_tokens:
+            raise InputError(f"the sentence has {len(ids):,} tokens; this model reads at most {self.max_tokens:,}. "
+                             "Shorten it")
+        return ids, offsets
+
+    def display(self, token_id: int) -> str:
+        return token_display(self.tokenizer.id_to_token(token_id))
+
+
+def check_text(text, max_chars: int) -> None:
+    if not isinstance(text, str):
+        raise InputError(f"the text must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise InputError("the text is empty; type a sentence to look at")
+    if len(text) > max_chars:
+        raise InputError(f"the text has {len(text):,} characters; the limit is {max_chars:,}. Shorten it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InputError(f"the text has an invalid character at position {err.start} (a lone surrogate); "
+                         "remove it") from None
+
+
+def read_manifest(path: Path) -> dict:
+    manifest_path = path / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{manifest_path} is missing; {REEXPORT_HINT}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{manifest_path} is not valid JSON ({err}); {REEXPORT_HINT}") from None
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{manifest_path} must hold a JSON object; {REEXPORT_HINT}")
+    for key, kind in REQUIRED_MANIFEST_KEYS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 1)):
+            raise ModelError(f"{manifest_path} has no valid {key!r} (expected {kind.__name__}); {REEXPORT_HINT}")
+    return manifest
+
+
+def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for truncated or foreign files
+        raise ModelError(f"{model_path} could not be loaded ({str(err).splitlines()[0][:200]}); "
+                         f"{REEXPORT_HINT}") from None
+
+
+def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
+    inputs = {node.name for node in session.get_inputs()}
+    if inputs != {"input_ids"}:
+        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected only 'input_ids'; {REEXPORT_HINT}")
+    outputs = {node.name: node.shape for node in session.get_outputs()}
+    for layer in range(manifest["n_layer"]):
+        name = f"attentions.{layer}"
+        if name not in outputs:
+            raise ModelError(f"{model_path} has no output {name!r}, but its manifest says {manifest['n_layer']} "
+                             f"layers; the graph must expose every layer's attention: {REEXPORT_HINT}")
+        shape = outputs[name]
+        if len(shape) != 4 or shape[1] != manifest["n_head"]:
+            raise ModelError(f"{model_path} output {name!r} has shape {shape}, but the manifest says "
+                             f"{manifest['n_head']} heads (expected [batch, {manifest['n_head']}, T, T]); "
+                             f"{REEXPORT_HINT}")
+
+
+def open_tokenizer(tokenizer_path: Path, manifest: dict) -> Tokenizer:
+    try:
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    except Exception as err:  # tokenizers raises a bare Exception for missing and malformed files alike
+        missing = "is missing" if not tokenizer_path.exists() else f"is not a valid tokenizer ({str(err)[:200]})"
+        raise ModelError(f"{tokenizer_path} {missing}; {REEXPORT_HINT}") from None
+    if tokenizer.get_vocab_size() > manifest["vocab_size"]:
+        raise ModelError(f"{tokenizer_path} has {tokenizer.get_vocab_size():,} tokens but the model has "
+                         f"{manifest['vocab_size']:,} embeddings: it belongs to another model; {REEXPORT_HINT}")
+    return tokenizer
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, inverted: each of 256 printable characters stands for one byte."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    characters, extra = list(printable), 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            characters.append(256 + extra)
+            extra += 1
+    return {chr(character): byte for byte, character in zip(printable, characters)}
+
+
+def token_display(token: str | None) -> str:
+    """What a token stands for, as text: ' world'; a fragment of a multi-byte character shows its bytes."""
+    if token is None:
+        return "�"
+    decoder = byte_decoder()
+    if not all(character in decoder for character in token):
+        return token  # a special token such as <|endoftext|>, or a non-byte-level vocabulary
+    raw = bytes(decoder[character] for character in token)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(b) if b < 0x80 else f"\\x{b:02x}" for b in raw)

@@ -1,0 +1,58 @@
+"""Shared fixtures: every model is built in the test run from a GPT2Config — nothing is downloaded."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TOKENIZER = REPO.parent / "shared" / "fixtures" / "gpt2-tokenizer"
+VENDORED_TOKENIZER = REPO / "export" / "assets" / "gpt2-tokenizer"
+# The issue names the shared fixture; a clone without shared/ beside it uses the identical vendored copy.
+GPT2_TOKENIZER = SHARED_TOKENIZER if SHARED_TOKENIZER.is_dir() else VENDORED_TOKENIZER
+
+TINY_POSITIONS = 40  # small so T = the model's limit is quick to test
+TROPHY = "The trophy doesn't fit in the suitcase because it is too big."
+TROPHY_IDS = [464, 16383, 1595, 470, 4197, 287, 262, 45391, 780, 340, 318, 1165, 1263, 13]
+
+
+def run_export(*args, env=None, check=True, timeout=600) -> subprocess.CompletedProcess:
+    """`python -m export ARGS` in a fresh process, as a user runs it; the Hub is made unreachable."""
+    full_env = {**os.environ, **offline_hub_env(), **(env or {})}
+    result = subprocess.run([sys.executable, "-m", "export", *map(str, args)], cwd=REPO, env=full_env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"export failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def offline_hub_env() -> dict[str, str]:
+    # A closed loopback port: the same refused connection a machine without network gets, and never a download.
+    return {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
+
+
+def save_random_gpt2(path: Path, seed: int = 0, **config) -> Path:
+    """A random-initialised GPT-2 checkpoint. A wider init than GPT-2's 0.02 makes attention peaked, not
+    near-uniform, so parity is tested on patterns with structure."""
+    import torch
+    from transformers import GPT2Config, GPT2Model
+
+    torch.manual_seed(seed)
+    settings = dict(n_layer=2, n_head=4, n_embd=64, n_positions=TINY_POSITIONS, initializer_range=0.15)
+    GPT2Model(GPT2Config(**{**settings, **config})).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return save_random_gpt2(tmp_path_factory.mktemp("checkpoints") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tiny_checkpoint) -> Path:
+    """models/tiny exported through `python -m export`, exactly as a user would."""
+    models = tmp_path_factory.mktemp("models")
+    run_export(tiny_checkpoint, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
+    return models / "tiny"

@@ -1,0 +1,182 @@
+"""`python -m export`: what it writes, that it matches PyTorch, and that failures leave nothing behind."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, GPT2Model
+
+from conftest import (GPT2_TOKENIZER, REPO, TINY_POSITIONS, TROPHY, TROPHY_IDS, offline_hub_env, run_export,
+                      save_random_gpt2)
+from server.engine import Engine, file_sha256
+
+PARITY_ATOL = 1e-5
+
+
+def text_of_length(engine: Engine, n_tokens: int) -> str:
+    """A sentence of exactly n_tokens GPT-2 tokens, built from words that are one token each."""
+    words = "The trophy will not fit in the suitcase because it is too big".split(" ")
+    text = "".join((" " if i else "") + words[i % len(words)] for i in range(n_tokens))
+    assert len(engine.tokenize(text)[0]) == n_tokens
+    return text
+
+
+def reference_attention(checkpoint: Path, ids: list[int]) -> np.ndarray:
+    model = GPT2Model.from_pretrained(checkpoint, attn_implementation="eager").eval()
+    with torch.no_grad():
+        attentions = model(torch.tensor([ids]), output_attentions=True).attentions
+    return torch.cat(attentions).numpy()  # (L, H, T, T)
+
+
+# T counts the prepended BOS; T = 1 with BOS would be BOS alone, and the text must hold at least one token.
+@pytest.mark.parametrize("n_tokens, prepend_bos", [(1, False), (2, False), (17, False), (TINY_POSITIONS, False),
+                                                   (2, True), (17, True), (TINY_POSITIONS, True)])
+def test_engine_attention_equals_transformers_eager(tiny_model, tiny_checkpoint, n_tokens, prepend_bos):
+    engine = Engine.load(tiny_model)
+    text = text_of_length(engine, n_tokens - prepend_bos)
+    result = engine.attend(text, prepend_bos=prepend_bos)
+    assert result.attention.shape == (2, 4, n_tokens, n_tokens)
+    assert result.attention.dtype == np.float32
+    assert (result.ids[0] == 50256) == prepend_bos
+    expected = reference_attention(tiny_checkpoint, result.ids)
+    np.testing.assert_allclose(result.attention, expected, atol=PARITY_ATOL, rtol=0)
+    # Not a vacuous match: random weights at this init give peaked, varied heads.
+    if n_tokens >= 17:
+        assert expected.max(axis=-1).mean() > 0.3
+
+
+def test_tokens_are_gpt2s(tiny_model):
+    engine = Engine.load(tiny_model)
+    assert engine.attend("Hello world").ids == [15496, 995]
+    result = engine.attend(TROPHY)
+    assert result.ids == TROPHY_IDS
+    assert result.tokens[:4] == ["The", " trophy", " doesn", "'t"]
+    assert [TROPHY[start:end] for start, end in result.offsets] == result.tokens
+
+
+def test_manifest_describes_the_model(tiny_model):
+    manifest = json.loads((tiny_model / "manifest.json").read_text())
+    assert {k: manifest[k] for k in ("name", "n_layer", "n_head", "n_positions", "vocab_size", "synthetic")} == {
+        "name": "tiny", "n_layer": 2, "n_head": 4, "n_positions": TINY_POSITIONS, "vocab_size": 50257,
+        "synthetic": False}
+    assert manifest["model_sha256"] == file_sha256(tiny_model / "model.onnx")
+    assert manifest["files"]["tokenizer.json"] == file_sha256(tiny_model / "tokenizer.json")
+    assert manifest["bos_token_id"] == 50256
+    assert {"torch", "transformers", "optimum-onnx", "onnxruntime"} <= set(manifest["versions"])
+    assert manifest["validation"]["max_abs_diff"] <= 1e-4
+    assert sorted(p.name for p in tiny_model.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+
+
+def test_graph_has_nothing_after_the_last_attention(tiny_model):
+    """The last MLP and final LayerNorm cannot change any attention probability: the graph omits them."""
+    import onnx
+    graph = onnx.load(str(tiny_model / "model.onnx")).graph
+    assert [output.name for output in graph.output] == ["attentions.0", "attentions.1"]
+    ops = [node.op_type for node in graph.node]
+    # 2 layers: ln_1 ×2 + ln_2 of layer 0 only (no ln_2 in layer 1, no ln_f); one GELU (tanh) for layer 0's MLP.
+    assert ops.count("LayerNormalization") == 3
+    assert ops.count("Tanh") == 1
+
+
+def test_validation_failure_writes_nothing_and_keeps_the_existing_model(tmp_path, tiny_model):
+    """Inject a failure midway: NaN weights in layer 1 pass the export but fail validation."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model, models / "tiny")
+    before = {p.name: p.read_bytes() for p in (models / "tiny").iterdir()}
+    broken = save_random_gpt2(tmp_path / "broken")
+    model = GPT2Model.from_pretrained(broken)
+    with torch.no_grad():
+        model.h[1].attn.c_attn.weight.fill_(float("nan"))
+    model.save_pretrained(broken)
+
+    result = run_export(broken, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER, check=False)
+
+    assert result.returncode == 2
+    assert "validation failed: at T=1, layer 1's attention differs from PyTorch by inf" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in models.iterdir()) == ["tiny"]
+    assert {p.name: p.read_bytes() for p in (models / "tiny").iterdir()} == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_killed_export_leaves_no_model(tmp_path, tiny_checkpoint, sig):
+    models = tmp_path / "models"
+    env = {**os.environ, **offline_hub_env()}
+    process = subprocess.Popen([sys.executable, "-m", "export", str(tiny_checkpoint), "--name", "tiny",
+                                "--models-dir", str(models), "--tokenizer", str(GPT2_TOKENIZER)],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Wait until the build directory exists, i.e. the export is midway, then kill it.
+    deadline = time.monotonic() + 60
+    while not any(models.glob(".building-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(models.glob(".building-*")), process.communicate()[0]
+    process.send_signal(sig)
+    process.wait(timeout=60)
+    assert not (models / "tiny").exists()
+    if sig == signal.SIGTERM:
+        assert list(models.iterdir()) == []  # it cleaned up after itself
+    # Whatever a SIGKILL left is hidden from the server and removed by the next export.
+    run_export(tiny_checkpoint, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
+    assert [p.name for p in models.iterdir()] == ["tiny"]
+
+
+def test_reexport_replaces_a_model_with_a_complete_one(tmp_path, tiny_model, tiny_checkpoint):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model, models / "tiny")
+    (models / "tiny" / "stale-file").write_text("from the old export")
+    run_export(tiny_checkpoint, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
+    assert sorted(p.name for p in (models / "tiny").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert [p.name for p in models.iterdir()] == ["tiny"]
+
+
+def bert_checkpoint(path: Path) -> Path:
+    path.mkdir()
+    BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=37).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("make_source, message", [
+    (lambda tmp: tmp / "nowhere", "no such directory: {tmp}/nowhere"),
+    (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty",
+     "{tmp}/empty has no config.json: pass a checkpoint directory (config.json + weights)"),
+    (lambda tmp: (tmp / "file.bin").write_bytes(b"x") and tmp / "file.bin",
+     "{tmp}/file.bin is a file: pass a checkpoint directory (config.json + weights) or a Hub id"),
+    (lambda tmp: bert_checkpoint(tmp / "bert"), "is a 'bert' checkpoint; Twelve Heads exports GPT-2-family models"),
+    (lambda tmp: "gpt2", "could not reach the Hugging Face Hub to fetch 'gpt2'; pass a local checkpoint directory instead"),
+], ids=["missing", "no-config", "a-file", "not-gpt2", "hub-unreachable"])
+def test_export_errors_say_what_to_do(tmp_path, make_source, message):
+    source = make_source(tmp_path)
+    result = run_export(source, "--models-dir", tmp_path / "models", check=False,
+                        env={"HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 2
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any((tmp_path / "models").glob("*")) if (tmp_path / "models").exists() else True
+
+
+def test_checkpoint_without_tokenizer_asks_for_one(tmp_path, tiny_checkpoint):
+    result = run_export(tiny_checkpoint, "--models-dir", tmp_path / "models", check=False)
+    assert result.returncode == 2
+    assert "has no tokenizer files; pass --tokenizer DIR" in result.stderr
+
+
+def test_tokenizer_larger_than_the_vocabulary_is_refused(tmp_path):
+    small_vocab = save_random_gpt2(tmp_path / "small-vocab", vocab_size=1000)
+    result = run_export(small_vocab, "--models-dir", tmp_path / "models", "--tokenizer", GPT2_TOKENIZER, check=False)
+    assert result.returncode == 2
+    assert "the tokenizer has 50,257 tokens but the model only 1,000 embeddings" in result.stderr
+
+
+@pytest.mark.parametrize("name", [".hidden", "a/b", "../up"])
+def test_export_refuses_names_that_leave_the_models_dir(tmp_path, tiny_checkpoint, name):
+    result = run_export(tiny_checkpoint, "--name", name, "--models-dir", tmp_path / "models", check=False)
+    assert result.returncode == 2
+    assert f"invalid model name {name!r}" in result.stderr
