@@ -1,1 +1,78 @@
-"""Twelve Heads' server: the torch-free engine, head scoring, and (soon) the Flask app."""
+"""Twelve Heads' server: the torch-free engine, head scoring, and the Flask app that serves page and API.
+
+    flask --app server run             # development
+    gunicorn 'server:create_app()'     # production
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask, jsonify, request, send_from_directory
+from werkzeug.exceptions import HTTPException
+
+from .cache import ByteLRU
+from .config import DEFAULTS, from_environment
+from .errors import HeadsError
+from .models import ModelRegistry
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+log = logging.getLogger(__name__)
+
+# The page loads only its own files: no inline script, no remote origin, no framing.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+                           "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                           "frame-ancestors 'none'")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping(from_environment(os.environ))
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.json.sort_keys = False
+
+    registry = ModelRegistry(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MAX_TOKENS"],
+                             app.config["MAX_TEXT_CHARS"], app.config["ORT_THREADS"])
+    registry.load_all()
+    app.extensions["heads.models"] = registry
+    app.extensions["heads.cache"] = ByteLRU(app.config["CACHE_BYTES"])
+
+    from .api import bp
+    app.register_blueprint(bp)
+
+    @app.get("/")
+    def index():
+        return send_from_directory(STATIC_DIR, "index.html")
+
+    @app.errorhandler(HeadsError)
+    def heads_error(err: HeadsError):
+        return jsonify(error=str(err)), err.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        if err.code == 404:
+            message = f"nothing at {request.path[:200]}; the API is /api/models and /api/attention"
+        elif err.code == 405:
+            allowed = sorted(set(getattr(err, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
+            message = f"{request.method} is not allowed on {request.path[:200]}; use {' or '.join(allowed)}"
+        elif err.code == 413:
+            message = f"the request body is over {app.config['MAX_CONTENT_LENGTH']:,} bytes; send a shorter text"
+        else:
+            message = err.description
+        return jsonify(error=message), err.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(err: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error="internal error: the server logged it; try again or report it"), 500
+
+    @app.after_request
+    def security_headers(response):
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    return app

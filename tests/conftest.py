@@ -56,3 +56,13 @@ def tiny_model(tmp_path_factory, tiny_checkpoint) -> Path:
     models = tmp_path_factory.mktemp("models")
     run_export(tiny_checkpoint, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
     return models / "tiny"
+
+
+@pytest.fixture(scope="session")
+def wide_model(tmp_path_factory) -> Path:
+    """A random model with GPT-2 small's layout of heads (12 layers × 12 heads) but narrow, so it is quick."""
+    checkpoint = save_random_gpt2(tmp_path_factory.mktemp("checkpoints") / "wide", seed=1, n_layer=12, n_head=12,
+                                  n_embd=96, n_positions=256)
+    models = tmp_path_factory.mktemp("models")
+    run_export(checkpoint, "--name", "wide", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
+    return models / "wide"

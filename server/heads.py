@@ -1,0 +1,284 @@
+"""Score and label every attention head from its attention pattern (numpy only).
+
+`head_scores(attention, ids)` turns an (L, H, T, T) causal, row-stochastic attention array into (L, H)
+scores; `label_heads` names each head; `layer_counts` tallies the names per layer. `sink_aware=True`
+scores the same heads with the first token's column removed and rows renormalised, to show a pattern
+hiding behind an attention sink.
+
+What each label means (one sentence each, for the README):
+- broadcaster: most attention lands on the first token, the "attention sink" heads use as a resting place.
+- diagonal: most attention stays on the current token itself.
+- previous-token: most attention lands on the token just before.
+- duplicate-token: in a sentence with repeats, most attention goes to an earlier copy of the current token.
+- induction: in a sentence with repeats, most attention goes to the token that followed an earlier copy of
+  the current token ("what came next last time").
+- diffuse: attention is spread almost evenly over the sentence (normalised entropy of 0.8 or more).
+- local: most attention lands 1 to 4 tokens back (the first token aside), but not mostly on one of them.
+- long-range: most attention lands 5 or more tokens back, not on the first token.
+- mixed: no single pattern takes a majority of the attention.
+"Most" means a majority (50%). The rules are tried in that order, specific before general: of the first
+five, the one with the most evidence wins (on an exact tie the positional one, which would hold on any
+sentence); only then diffuse; only then local or long-range; else mixed. Duplicate-token and induction
+count only when at least 3 rows have an earlier copy of their token, and are measured as lift over what
+an evenly spread head would score there, so a sentence like "a a a a" cannot hand them to every head.
+
+Which rows count. Row 0 has one key, so no choice. Row 1 is skipped too: its only earlier key is the first
+token, which is also the previous token and inside the local window, so its mass cannot be attributed.
+From row 2 on, first, previous and current token are three different keys, and every row's mass splits
+exactly into first + self + local + long_range (key 0 counts only as `first`, never as local or long-range).
+So a sentence needs three tokens before anything can be told apart. The two TransformerLens scores are the
+exception: they keep TransformerLens's definition, which sums over every row.
+"""
+
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+LABELS = ("broadcaster", "diagonal", "previous-token", "local", "long-range",
+          "duplicate-token", "induction", "diffuse", "mixed")
+SCORE_NAMES = ("first", "self", "previous", "local", "long_range", "distance", "entropy",
+               "duplicate_token", "induction")
+
+LOCAL_WINDOW = 4  # tokens: "local" is a distance of 1..4 behind the query
+LONG_RANGE_MIN_DISTANCE = LOCAL_WINDOW + 1  # tokens; adjacent to the window, so the four shares partition a row
+FIRST_SCORED_ROW = 2  # see the module docstring: the first row where first/previous/self are distinct keys
+
+DOMINANT = 0.5  # a majority: first, self, local and long_range partition each row, so only one can hold it
+DIFFUSE_ENTROPY = 0.8  # a uniform spread over half of 32 keys scores 0.80; past that no focus can be named
+MIN_REPEAT_ROWS = 3  # one repeated word can match a token pattern by accident; three rows that match cannot
+RUNNER_UP_MARGIN = 0.15  # a second label within 15 points of the winner is worth showing
+EMPTY_ROW_MASS = 1e-6  # sink-aware: a row with less mass than this off the first token says nothing
+STOCHASTIC_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; 1e-3 only catches real mistakes
+# TransformerLens's own defaults for compute_head_attention_similarity_score, used for the public scores.
+TL_EXCLUDE_BOS = False
+TL_EXCLUDE_CURRENT_TOKEN = False
+
+FOCUSED = ("broadcaster", "diagonal", "previous-token", "duplicate-token", "induction")  # tie order: LABELS
+RANGES = ("local", "long-range")
+
+
+def duplicate_token_pattern(ids: Sequence[int]) -> np.ndarray:  # (T, T)
+    """TransformerLens's duplicate-token detection pattern: key j is a target of query i when j < i holds
+    the same token. (transformer_lens/head_detector.py, get_duplicate_token_head_detection_pattern.)"""
+    ids = np.asarray(ids)
+    return np.tril(ids[:, None] == ids[None, :], k=-1).astype(np.float64)
+
+
+def induction_pattern(ids: Sequence[int]) -> np.ndarray:  # (T, T)
+    """TransformerLens's induction detection pattern: the duplicate pattern shifted one key right, with
+    nothing in key 0. So key j (1 <= j <= i) is a target when token j-1 equals token i; note it includes
+    the query itself when the previous token repeats it. (head_detector.py, get_induction_head_detection_pattern.)"""
+    duplicate = duplicate_token_pattern(ids)
+    pattern = np.zeros_like(duplicate)
+    pattern[:, 1:] = duplicate[:, :-1]  # already lower-triangular: duplicate[i, j-1] needs j-1 < i
+    return pattern
+
+
+def tl_similarity_score(attention: np.ndarray, pattern: np.ndarray, *, exclude_bos: bool = TL_EXCLUDE_BOS,
+                        exclude_current_token: bool = TL_EXCLUDE_CURRENT_TOKEN) -> np.ndarray:
+    """TransformerLens's compute_head_attention_similarity_score with error_measure="mul": the share of
+    all attention (summed over every row, row 0 included) that falls on the pattern's query-key pairs.
+    (..., T, T) x (T, T) -> (...). Where no attention is left to compare (TransformerLens would divide
+    by zero) the score is 0; a pattern with no targets (no repeated token) scores 0, as it does there."""
+    attention = np.asarray(attention)
+    if exclude_bos or exclude_current_token:
+        attention = attention.copy()
+        if exclude_bos:
+            attention[..., 0] = 0.0
+        if exclude_current_token:
+            rows = np.arange(attention.shape[-1])
+            attention[..., rows, rows] = 0.0
+    total = attention.sum(axis=(-2, -1))
+    matched = np.einsum("...ij,ij->...", attention, np.asarray(pattern, dtype=attention.dtype))
+    return np.divide(matched, total, out=np.zeros_like(total), where=total > 0)
+
+
+def head_scores(attention: np.ndarray, ids: Sequence[int], sink_aware: bool = False) -> dict[str, np.ndarray]:
+    """Every score in SCORE_NAMES, each in [0, 1], plus "mean_distance_tokens"; each an (L, H) array."""
+    return _analyse(_validated(attention, ids), ids, sink_aware)[0]
+
+
+def label_heads(attention: np.ndarray, ids: Sequence[int], sink_aware: bool = False) -> list[list[dict]]:
+    """[layer][head] -> {"label", "confidence", "runner_up", "scores", "mean_distance_tokens", "reason"}."""
+    attention = _validated(attention, ids)
+    scores, evidence = _analyse(attention, ids, sink_aware)
+    n_layers, n_heads = attention.shape[:2]
+    return [[_label_one({name: float(values[layer, head]) for name, values in scores.items()},
+                        {name: float(values[layer, head]) for name, values in evidence.items()},
+                        attention.shape[-1], sink_aware)
+             for head in range(n_heads)] for layer in range(n_layers)]
+
+
+def layer_counts(labels: list[list[dict]]) -> list[dict[str, int]]:
+    """For each layer, how many heads carry each label (every label present, zeros included)."""
+    counts = []
+    for layer in labels:
+        tally = dict.fromkeys(LABELS, 0)
+        for head in layer:
+            tally[head["label"]] += 1
+        counts.append(tally)
+    return counts
+
+
+def _validated(attention, ids) -> np.ndarray:
+    attention = np.asarray(attention)
+    if not np.issubdtype(attention.dtype, np.number) or np.iscomplexobj(attention):
+        raise ValueError(f"attention must hold real numbers; got dtype {attention.dtype}")
+    # float32 stays float32: a float64 copy of 144 heads costs more than all the scoring (and 4 decimals need no more).
+    attention = attention.astype(np.result_type(attention.dtype, np.float32), copy=False)
+    if attention.ndim != 4:
+        raise ValueError(f"attention must have 4 dimensions (layers, heads, queries, keys); got shape {attention.shape}")
+    if attention.shape[-1] != attention.shape[-2]:
+        raise ValueError(f"attention must be square over queries and keys; got shape {attention.shape}")
+    n_tokens = attention.shape[-1]
+    if n_tokens == 0:
+        raise ValueError("attention covers no tokens; pass a sentence of at least one token")
+    if len(ids) != n_tokens:
+        raise ValueError(f"ids has {len(ids)} tokens but attention covers {n_tokens}; pass the ids of the same sentence")
+    if not np.isfinite(attention).all():
+        raise ValueError("attention contains NaN or infinite values")
+    if attention.min(initial=0.0) < -STOCHASTIC_TOLERANCE:
+        raise ValueError("attention holds negative weights; pass softmax output, not raw scores")
+    above_diagonal = np.triu(np.ones((n_tokens, n_tokens), dtype=attention.dtype), k=1)
+    if np.einsum("lhij,ij->lh", attention, above_diagonal).max(initial=0.0) > STOCHASTIC_TOLERANCE:
+        raise ValueError("attention is not causal (a query attends to a later key); pass GPT-2's masked pattern")
+    worst_row = np.abs(attention.sum(axis=-1) - 1.0).max(initial=0.0)
+    if worst_row > STOCHASTIC_TOLERANCE:
+        raise ValueError("attention rows must be probabilities summing to 1; pass softmax output, not raw scores")
+    return attention
+
+
+@lru_cache(maxsize=8)
+def _position_masks(n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """(2, T, T) masks for local and long-range keys (key 0 in neither), and the (T, T) distance i - j."""
+    query, key = np.arange(n_tokens)[:, None], np.arange(n_tokens)[None, :]
+    behind = np.maximum(query - key, 0)
+    local = (behind >= 1) & (behind <= LOCAL_WINDOW) & (key >= 1)
+    long_range = (behind >= LONG_RANGE_MIN_DISTANCE) & (key >= 1)
+    return np.stack([local, long_range]).astype(np.float64), behind.astype(np.float64)
+
+
+def _row_mean(per_row: np.ndarray, weights: np.ndarray) -> np.ndarray:  # (L, H, T) -> (L, H)
+    weights = np.broadcast_to(weights, per_row.shape)
+    total = weights.sum(axis=-1)
+    return np.divide((per_row * weights).sum(axis=-1), total, out=np.zeros_like(total), where=total > 0)
+
+
+def _analyse(attention: np.ndarray, ids, sink_aware: bool) -> tuple[dict, dict]:
+    """(public scores, labelling evidence): dicts of (L, H) arrays."""
+    n_tokens = attention.shape[-1]
+    rows = np.arange(n_tokens)  # query position i
+    first_key = 1 if sink_aware else 0  # the earliest key a row may still attend to
+    weights = (rows >= FIRST_SCORED_ROW).astype(np.float64)  # (T,) or, sink-aware, (L, H, T)
+    if sink_aware:
+        attention = attention.copy()  # (L, H, T, T)
+        attention[..., 0] = 0.0
+        remaining = attention.sum(axis=-1)  # (L, H, T)
+        has_mass = remaining > EMPTY_ROW_MASS
+        attention /= np.where(has_mass, remaining, 1.0)[..., None]
+        attention[~has_mass] = 0.0  # a row that was all sink has nothing left to say
+        weights = weights * has_mass
+
+    duplicate, induction = duplicate_token_pattern(ids), induction_pattern(ids)
+    position_masks, behind = _position_masks(n_tokens)
+    # Token evidence for labelling leaves out key 0 and the query itself (TransformerLens's exclude_bos and
+    # exclude_current_token, applied to the targets): a sink or diagonal head must not pass for either.
+    no_sink_no_self = np.tril(np.ones((n_tokens, n_tokens)), k=-1)
+    no_sink_no_self[:, 0] = 0.0
+    targets = np.stack([duplicate * no_sink_no_self, induction * no_sink_no_self])  # (2, T, T)
+    masks = np.concatenate([position_masks, behind[None], targets]).astype(attention.dtype)  # (5, T, T)
+    local, long_range, distance_tokens, on_duplicate, on_induction = np.einsum("lhij,kij->klhi", attention, masks)
+
+    first = attention[..., 0]  # (L, H, T)
+    self_ = np.diagonal(attention, axis1=-2, axis2=-1)
+    previous = np.zeros_like(first)
+    previous[..., 1:] = np.diagonal(attention, offset=-1, axis1=-2, axis2=-1)
+    n_keys = rows + 1 - first_key  # keys a row can choose from
+    log_attention = np.log(attention, out=np.zeros_like(attention), where=attention > 0)  # 0 log 0 = 0
+    row_entropy = -np.einsum("lhij,lhij->lhi", attention, log_attention)
+    entropy = row_entropy / np.log(np.maximum(n_keys, 2))
+    distance = distance_tokens / np.maximum(rows - first_key, 1)  # 1 = everything on the earliest key left
+
+    scores = {"first": first, "self": self_, "previous": previous, "local": local, "long_range": long_range,
+              "distance": distance, "entropy": entropy}
+    scores = {name: np.clip(_row_mean(values, weights), 0.0, 1.0) for name, values in scores.items()}  # clip: float rounding only
+    scores["duplicate_token"] = np.clip(tl_similarity_score(attention, duplicate), 0.0, 1.0)
+    scores["induction"] = np.clip(tl_similarity_score(attention, induction), 0.0, 1.0)
+    scores["mean_distance_tokens"] = _row_mean(distance_tokens, weights)
+
+    evidence = {"scored_rows": np.broadcast_to(weights, first.shape).sum(axis=-1)}
+    for name, on_targets, pattern in (("duplicate", on_duplicate, targets[0]), ("induction", on_induction, targets[1])):
+        covered = weights * (pattern.sum(axis=-1) > 0)  # rows whose token appeared before
+        share = _row_mean(on_targets, covered)
+        chance = _row_mean(np.broadcast_to(pattern.sum(axis=-1) / np.maximum(n_keys, 1), first.shape), covered)
+        # Lift over a uniform head, which would score `chance`: 0 = no better than spreading evenly, 1 = all on targets.
+        lift = np.clip((share - chance) / (1.0 - chance), 0.0, 1.0)
+        n_covered = np.broadcast_to(covered, first.shape).sum(axis=-1)
+        evidence[f"{name}_focus"] = np.where(n_covered >= MIN_REPEAT_ROWS, lift, 0.0)
+        evidence[f"{name}_share"], evidence[f"{name}_rows"] = share, n_covered
+    return {name: values.astype(np.float64) for name, values in scores.items()}, evidence
+
+
+def _label_one(scores: dict, evidence: dict, n_tokens: int, sink_aware: bool) -> dict:
+    head = {"scores": {name: round(scores[name], 4) for name in SCORE_NAMES},
+            "mean_distance_tokens": round(scores["mean_distance_tokens"], 4)}
+    if evidence["scored_rows"] == 0:
+        if n_tokens == 1:
+            reason = "one token gives nothing to choose from"
+        elif n_tokens == 2:
+            reason = "two tokens give nothing to tell apart: the previous token is also the first"
+        else:
+            reason = "all attention sits on the first token; nothing is left once it is set aside"
+        return {"label": "mixed", "confidence": 0.0, "runner_up": None, **head, "reason": reason}
+
+    strength = {"broadcaster": scores["first"], "diagonal": scores["self"], "previous-token": scores["previous"],
+                "local": scores["local"], "long-range": scores["long_range"],
+                "duplicate-token": evidence["duplicate_focus"], "induction": evidence["induction_focus"],
+                "diffuse": scores["entropy"]}
+    threshold = {label: DIFFUSE_ENTROPY if label == "diffuse" else DOMINANT for label in strength}
+    focused = [label for label in FOCUSED if strength[label] >= DOMINANT]
+    ranged = [label for label in RANGES if strength[label] >= DOMINANT]
+    if focused:
+        label = max(focused, key=strength.get)
+    elif strength["diffuse"] >= DIFFUSE_ENTROPY:
+        label = "diffuse"
+    else:
+        label = max(ranged, key=strength.get) if ranged else "mixed"
+
+    # A label the winner contains is no rival: every previous-token head is also local, and a spread-out
+    # head lands mostly "far back" only because most keys are far back.
+    contained = {"previous-token": ("local",), "diffuse": RANGES}.get(label, ())
+    rivals = {other: value for other, value in strength.items() if other not in (label, *contained)}
+    if label == "mixed":
+        largest = max((name for name in rivals if name != "diffuse"), key=rivals.get)
+        confidence = 1.0 - rivals[largest]  # the attention no single pattern claims
+        nearest = min(rivals, key=lambda name: threshold[name] - rivals[name])
+        runner_up = nearest if threshold[nearest] - rivals[nearest] <= RUNNER_UP_MARGIN else None
+        reason = f"no single pattern takes a majority; the largest is {largest} at {rivals[largest]:.0%}"
+    else:
+        confidence = strength[label]
+        best = max(rivals, key=rivals.get)
+        runner_up = best if rivals[best] > 0 and rivals[best] >= confidence - RUNNER_UP_MARGIN else None
+        reason = _reason(label, confidence, evidence)
+    if sink_aware:
+        reason += " (of the attention not on the first token)"
+    return {"label": label, "confidence": round(float(confidence), 4), "runner_up": runner_up, **head,
+            "reason": reason}
+
+
+def _reason(label: str, confidence: float, evidence: dict) -> str:
+    if label in ("duplicate-token", "induction"):
+        key = "duplicate" if label == "duplicate-token" else "induction"
+        target = "an earlier copy of it" if key == "duplicate" else "the token that followed an earlier copy"
+        return (f"in the {evidence[key + '_rows']:.0f} rows whose token appeared before, "
+                f"{evidence[key + '_share']:.0%} of attention goes to {target}")
+    return {
+        "broadcaster": f"{confidence:.0%} of attention lands on the first token",
+        "diagonal": f"{confidence:.0%} of attention stays on the token itself",
+        "previous-token": f"{confidence:.0%} of attention lands on the token just before",
+        "local": f"{confidence:.0%} of attention lands 1 to {LOCAL_WINDOW} tokens back (first token aside)",
+        "long-range": f"{confidence:.0%} of attention lands {LONG_RANGE_MIN_DISTANCE} or more tokens back "
+                      "(first token aside)",
+        "diffuse": f"attention is spread almost evenly (entropy at {confidence:.0%} of its maximum)",
+    }[label]

@@ -1,0 +1,90 @@
+"""The models a server offers: found by scanning MODELS_DIR, each loaded on first use and kept.
+
+A request names a model; the name is looked up among the directories found by the scan, never joined to a
+path, so no request can reach outside MODELS_DIR. A model that fails to load is reported (with the engine's
+message) and skipped; the others keep serving.
+"""
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from .engine import Engine
+from .errors import HeadsError, InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+SUMMARY_KEYS = ("name", "source", "n_layer", "n_head", "n_positions", "vocab_size", "synthetic", "precision",
+                "description")
+
+
+class ModelRegistry:
+    def __init__(self, models_dir, default: str, max_tokens: int | None, max_chars: int, threads: int | None):
+        self.models_dir = Path(models_dir)
+        self.preferred = default
+        self.engine_options = dict(max_tokens=max_tokens, max_chars=max_chars, threads=threads)
+        self.engines: dict[str, Engine] = {}
+        self.failures: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """Exported model directories; hidden ones (builds in progress) are not models."""
+        if not self.models_dir.is_dir():
+            return []
+        return sorted(path.name for path in self.models_dir.iterdir()
+                      if path.is_dir() and not path.name.startswith(".") and (path / "manifest.json").is_file())
+
+    def load_all(self) -> None:
+        """Load every model now (at start-up), logging and remembering the ones that fail."""
+        for name in self.names():
+            try:
+                self.get(name)
+            except ModelError as err:
+                log.error("model %s is unusable and will be skipped: %s", name, err)
+
+    def get(self, name: str | None = None) -> Engine:
+        name = self.default_name() if name is None else name
+        engine = self.engines.get(name)
+        if engine is not None:
+            return engine
+        if not isinstance(name, str) or name not in self.names():
+            shown = name if isinstance(name, str) and len(name) <= 100 and name.isprintable() else "(invalid name)"
+            available = ", ".join(self.names()) or "none: export one with `python -m export`"
+            raise InputError(f"no model named {shown!r}; available: {available}", status=404)
+        with self.lock:
+            if name not in self.engines:
+                try:
+                    self.engines[name] = Engine.load(self.models_dir / name, **self.engine_options)
+                    self.failures.pop(name, None)
+                except ModelError as err:
+                    self.failures[name] = str(err)
+                    raise ModelError(f"model {name!r} cannot be used: {err}", status=503) from None
+            return self.engines[name]
+
+    def default_name(self) -> str:
+        names = self.names()
+        if self.preferred in names and self.preferred not in self.failures:
+            return self.preferred
+        usable = [name for name in names if name not in self.failures]
+        if not usable:
+            raise ModelError(f"no model is ready in {self.models_dir}; export one with `python -m export` "
+                             "(or `python -m export --demo` offline)", status=503)
+        return usable[0]
+
+    def summaries(self) -> list[dict]:
+        summaries = []
+        for name in self.names():
+            try:
+                manifest = json.loads((self.models_dir / name / "manifest.json").read_text(encoding="utf-8"))
+                summary = {key: manifest.get(key) for key in SUMMARY_KEYS}
+            except (OSError, ValueError) as err:
+                summary = {"name": name}
+                self.failures.setdefault(name, f"manifest.json is unreadable ({err})")
+            summary["name"] = name
+            summary["error"] = self.failures.get(name)
+            summaries.append(summary)
+        return summaries
+
+    def error_of(self, name: str) -> HeadsError | None:
+        return self.failures.get(name)
