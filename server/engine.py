@@ -45,7 +45,7 @@ class Engine:
         self.max_tokens, self.max_chars = max_tokens, max_chars
         self.output_names = [f"attentions.{layer}" for layer in range(self.n_layer)]
 
-    name = property(lambda self: self.manifest["name"])
+    name = property(lambda self: self.path.name)  # the directory is the identity; a copy may be renamed
     n_layer = property(lambda self: self.manifest["n_layer"])
     n_head = property(lambda self: self.manifest["n_head"])
     n_positions = property(lambda self: self.manifest["n_positions"])
