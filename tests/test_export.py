@@ -180,3 +180,18 @@ def test_export_refuses_names_that_leave_the_models_dir(tmp_path, tiny_checkpoin
     result = run_export(tiny_checkpoint, "--name", name, "--models-dir", tmp_path / "models", check=False)
     assert result.returncode == 2
     assert f"invalid model name {name!r}" in result.stderr
+
+
+def test_int8_export_quantizes_every_projection_and_reports_its_error(tmp_path, tiny_checkpoint, tiny_model):
+    run_export(tiny_checkpoint, "--name", "tiny8", "--models-dir", tmp_path, "--tokenizer", GPT2_TOKENIZER, "--int8")
+    manifest = json.loads((tmp_path / "tiny8" / "manifest.json").read_text())
+    quantization = manifest["quantization"]
+    assert manifest["precision"] == "int8"
+    # 2 layers: QKV, output and two MLP projections in layer 0, QKV only in layer 1 (nothing after it).
+    assert quantization["nodes_before"]["Gemm"] == quantization["gemm_rewritten_as_matmul"] == 5
+    assert quantization["nodes_after"]["MatMulInteger"] == 5 and "Gemm" not in quantization["nodes_after"]
+    int8 = Engine.load(tmp_path / "tiny8").attend(TROPHY).attention
+    fp32 = Engine.load(tiny_model).attend(TROPHY).attention
+    assert 0 < np.abs(int8 - fp32).max() < 0.02
+    assert quantization["attention_error_vs_fp32"]["max_abs"] < 0.02
+    assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
