@@ -192,6 +192,8 @@ def test_int8_export_quantizes_every_projection_and_reports_its_error(tmp_path, 
     assert quantization["nodes_after"]["MatMulInteger"] == 5 and "Gemm" not in quantization["nodes_after"]
     int8 = Engine.load(tmp_path / "tiny8").attend(TROPHY).attention
     fp32 = Engine.load(tiny_model).attend(TROPHY).attention
-    assert 0 < np.abs(int8 - fp32).max() < 0.02
-    assert quantization["attention_error_vs_fp32"]["max_abs"] < 0.02
+    # int8 weights move probabilities by a few hundredths at most on this peaked random model, on average far less.
+    difference = np.abs(int8 - fp32)
+    assert 0 < difference.max() < 0.05 and difference.mean() < 0.005
+    assert 0 < quantization["attention_error_vs_fp32"]["max_abs"] < 0.05
     assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
