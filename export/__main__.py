@@ -51,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the half-built directory is removed on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        from .build import export_model
+        from .build import export_demo, export_model
         if args.demo:
-            from .planted import export_demo
             path = export_demo(args.models_dir, name=args.name or DEMO_NAME, int8=args.int8)
         else:
             source = args.source or DEFAULT_SOURCE

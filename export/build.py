@@ -34,8 +34,22 @@ BUILDING_PREFIX = ".building-"
 REPLACED_PREFIX = ".replaced-"
 
 
+def export_demo(models_dir: Path, name: str = "demo", int8: bool = False) -> Path:
+    """The planted-heads model (export/demo.py): hand-set weights, GPT-2's tokenizer, no download."""
+    from .demo import build_planted_checkpoint
+    from .tokenizer import GPT2_TOKENIZER_DIR
+
+    with tempfile.TemporaryDirectory(prefix="twelve-heads-demo-") as scratch:
+        log.info("building the planted-heads checkpoint …")
+        planted = build_planted_checkpoint(Path(scratch) / "checkpoint")
+        return export_model(str(Path(scratch) / "checkpoint"), name, models_dir, GPT2_TOKENIZER_DIR, int8=int8,
+                            synthetic=True, extra_files={"planted_heads.json": planted}, source_label="planted-heads demo",
+                            description="Synthetic GPT-2-shaped model with planted heads (hand-set weights) — not GPT-2.")
+
+
 def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path | None = None,
-                 int8: bool = False, synthetic: bool = False, extra_files: dict[str, object] | None = None) -> Path:
+                 int8: bool = False, synthetic: bool = False, extra_files: dict[str, object] | None = None,
+                 source_label: str | None = None, description: str | None = None) -> Path:
     """Export `source` to `models_dir/name`; return that path. Raises HeadsError with what to do."""
     check_name(name)
     models_dir = Path(models_dir)
@@ -45,7 +59,8 @@ def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path |
     building = Path(tempfile.mkdtemp(prefix=f"{BUILDING_PREFIX}{name}-", dir=models_dir))
     building.chmod(0o755)  # mkdtemp makes it private; a model directory is for whoever serves it
     try:
-        manifest = build(checkpoint, source, name, building, tokenizer_dir, int8, synthetic)
+        manifest = build(checkpoint, source_label or source, name, building, tokenizer_dir, int8, synthetic)
+        manifest["description"] = description
         for filename, content in (extra_files or {}).items():
             write_json(building / filename, content)
         manifest["files"] = {path.name: sha256(path) for path in sorted(building.iterdir()) if path.is_file()}

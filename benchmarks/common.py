@@ -1,0 +1,114 @@
+"""Shared by the benchmark scripts: the GPT-2-small-shaped model they time, and this machine's floor.
+
+The model is a random-initialised checkpoint of GPT-2 small's exact shape (`GPT2Config()` defaults: 12 layers,
+12 heads, 768 wide, 1,024 positions, 50,257 tokens), built and exported once into `.cache/bench/` (ignored).
+Random weights cost exactly what trained ones cost.
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "bench"
+CHECKPOINT = CACHE / "gpt2-small-random"
+MODELS = CACHE / "models"
+TOKENIZER = REPO / "export" / "assets" / "gpt2-tokenizer"
+sys.path.insert(0, str(REPO))
+
+
+def gpt2_small_checkpoint() -> Path:
+    if not (CHECKPOINT / "config.json").is_file():
+        import torch
+        from transformers import GPT2Config, GPT2Model
+        torch.manual_seed(0)
+        GPT2Model(GPT2Config()).save_pretrained(CHECKPOINT)
+    return CHECKPOINT
+
+
+def exported(name: str = "gpt2-small-random", int8: bool = False) -> Path:
+    """models/NAME for the GPT-2-small-shaped checkpoint, exported through `python -m export` once."""
+    target = MODELS / name
+    if not (target / "manifest.json").is_file():
+        args = [sys.executable, "-m", "export", str(gpt2_small_checkpoint()), "--name", name,
+                "--models-dir", str(MODELS), "--tokenizer", str(TOKENIZER)] + (["--int8"] if int8 else [])
+        subprocess.run(args, cwd=REPO, check=True)
+    return target
+
+
+def median_ms(function, repeat: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def sentence_of(n_tokens: int) -> str:
+    """n_tokens GPT-2 tokens: ' the' is one token, repeated."""
+    return "the" + " the" * (n_tokens - 1)
+
+
+# --- the machine's floor ------------------------------------------------------------------------------------
+
+FLOOR_PROBE = r"""
+import time, numpy as np, threading
+n = 2048
+a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
+a @ b
+best = float("inf")
+for _ in range(5):
+    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+gflops = 2 * n**3 / best / 1e9
+# Read bandwidth: sum a 512 MB array in as many chunks as cores, each summed by its own thread (numpy drops the GIL).
+import os
+cores = os.cpu_count()
+big = np.ones(128 * 1024 * 1024, dtype=np.float32)
+chunks = np.array_split(big, cores)
+def read():
+    threads = [threading.Thread(target=np.add.reduce, args=(c,)) for c in chunks]
+    [t.start() for t in threads]; [t.join() for t in threads]
+read()
+best_read = float("inf")
+for _ in range(5):
+    t = time.perf_counter(); read(); best_read = min(best_read, time.perf_counter() - t)
+print(gflops, big.nbytes / best_read / 1e9)
+"""
+
+
+def machine_rates() -> tuple[float, float]:
+    """(sgemm GFLOP/s, memory read GB/s), measured with numpy on all cores.
+
+    OPENBLAS_CORETYPE pins an older kernel on some machines here; the floor is what the machine can do, so the
+    probe runs without it (in its own process; the engine and tests are untouched)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+    output = subprocess.run([sys.executable, "-c", FLOOR_PROBE], env=env, capture_output=True, text=True, check=True)
+    gflops, read_gbs = map(float, output.stdout.split())
+    return gflops, read_gbs
+
+
+def attention_work(n_tokens: int, n_layer=12, n_embd=768) -> tuple[float, float]:
+    """(FLOPs, weight bytes) the attention probabilities of every layer need at T = n_tokens.
+
+    Every layer but the last: QKV projection (3d²), attention scores and A·V (2·T·d), output projection (d²),
+    MLP (8d²). The last layer: only Q and K projections (2d²) and the scores — its V, output, MLP and the final
+    LayerNorm change no attention probability. Counted as 2 FLOPs per multiply-add; LayerNorm, GELU and softmax
+    are O(T·d) and left out, which keeps this an honest lower bound.
+    """
+    t, d = n_tokens, n_embd
+    full_layer = 2 * t * (3 * d * d + d * d + 8 * d * d) + 2 * (2 * t * t * d)
+    last_layer = 2 * t * (2 * d * d) + 2 * t * t * d
+    flops = (n_layer - 1) * full_layer + last_layer
+    weight_bytes = 4 * ((n_layer - 1) * 12 * d * d + 2 * d * d)
+    return flops, weight_bytes
+
+
+def floor_ms(n_tokens: int, gflops: float, read_gbs: float) -> float:
+    flops, weight_bytes = attention_work(n_tokens)
+    return max(flops / (gflops * 1e9), weight_bytes / (read_gbs * 1e9)) * 1000
