@@ -1,0 +1,45 @@
+/* Talking to the server: /api/models and /api/attention. Every failure becomes an ApiError whose message is
+   the server's own `{"error": ...}` text, or a plain sentence when the server could not be reached. */
+
+const ATTENTION_URL = "/api/attention";
+const MODELS_URL = "/api/models";
+
+export class ApiError extends Error {}
+
+export function getModels(signal) {
+  return requestJson(MODELS_URL, { signal });
+}
+
+/** POST the options (text, model, prepend_bos, sink_aware, format, layer) and return the parsed answer. */
+export function getAttention(options, signal) {
+  return requestJson(ATTENTION_URL, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(options),
+    signal,
+  });
+}
+
+// ---- pure helpers ----
+
+async function requestJson(url, init) {
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError("the server did not answer; check that it is running and try again");
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+  }
+  if (!response.ok) {
+    const message = body && typeof body.error === "string" ? body.error : `the server answered ${response.status}`;
+    throw new ApiError(message);
+  }
+  if (body === null) throw new ApiError("the server's answer was not JSON; try again");
+  return body;
+}
