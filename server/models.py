@@ -15,8 +15,8 @@ from .errors import HeadsError, InputError, ModelError
 
 log = logging.getLogger(__name__)
 
-SUMMARY_KEYS = ("name", "source", "n_layer", "n_head", "n_positions", "vocab_size", "synthetic", "precision",
-                "description")
+SUMMARY_KEYS = ("name", "source", "n_layer", "n_head", "n_positions", "vocab_size", "bos_token_id", "synthetic",
+                "precision", "description")
 
 
 class ModelRegistry:
