@@ -66,3 +66,11 @@ def wide_model(tmp_path_factory) -> Path:
     models = tmp_path_factory.mktemp("models")
     run_export(checkpoint, "--name", "wide", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
     return models / "wide"
+
+
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory) -> Path:
+    """models/demo: the planted-heads model, built and exported by `python -m export --demo`."""
+    models = tmp_path_factory.mktemp("models")
+    run_export("--demo", "--models-dir", models)
+    return models / "demo"
