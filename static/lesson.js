@@ -32,19 +32,22 @@ export const EXPERIMENTS = [
   {
     id: "reach",
     title: ({ last }) => `The head that reaches far at layer ${last}`,
-    question: ({ last }) => `Which head of layer ${last} has the largest mean attention distance (looks ` +
-      `farthest back, on average)?`,
+    // Ranked by long-range share, not mean distance: a head resting on the first token is "far" by distance
+    // alone, yet it reaches nothing. The sink is the broadcasters' story (experiment 4).
+    question: ({ last }) => `Which head of layer ${last} sends the most attention 5 or more tokens back ` +
+      `(not counting the first token)?`,
     fields: ({ nHead }) => [{ name: "head", label: "Head", options: range(nHead).map((h) => [String(h), `head ${h}`]) }],
     solve(result, { last }) {
-      const order = result.heads[last].map((head, index) => ({ index, distance: head.mean_distance_tokens }))
-        .sort((a, b) => b.distance - a.distance || a.index - b.index);
+      const order = result.heads[last].map((head, index) => ({ index, share: head.scores.long_range }))
+        .sort((a, b) => b.share - a.share || a.index - b.index);
       const [best, next] = order;
       const label = result.heads[last][best.index].label;
-      const nextText = next ? ` (next: head ${next.index}, ${next.distance.toFixed(1)})` : "";
+      const percent = (share) => `${Math.round(share * 100)}%`;
+      const nextText = next ? ` (next: head ${next.index}, ${percent(next.share)})` : "";
       return {
         answers: { head: String(best.index) },
-        text: `Head ${best.index} reaches farthest at layer ${last}: ${best.distance.toFixed(1)} tokens back on ` +
-          `average${nextText}. It is labelled ${label}.`,
+        text: `Head ${best.index} reaches farthest at layer ${last}: ${percent(best.share)} of its attention goes ` +
+          `5 or more tokens back${nextText}. It is labelled ${label}.`,
         showMe: { layer: last, head: best.index, focused: true },
       };
     },

@@ -265,7 +265,7 @@ def test_the_lesson_reveals_and_checks_each_prediction_against_this_sentence(tab
 
     answer = "first" if near(0) > near(last) else "last" if near(0) < near(last) else "same"
     wrong = "same" if answer != "same" else "first"
-    reach = sorted(range(result["n_head"]), key=lambda head: (-heads[last][head]["mean_distance_tokens"], head))[0]
+    reach = sorted(range(result["n_head"]), key=lambda head: (-heads[last][head]["scores"]["long_range"], head))[0]
     early, late = heads[0][0]["label"], heads[last][7]["label"]
     broadcasters = [layer["counts"]["broadcaster"] for layer in layers]
     most = [layer for layer, count in enumerate(broadcasters) if count == max(broadcasters)]
@@ -288,8 +288,9 @@ def test_the_lesson_reveals_and_checks_each_prediction_against_this_sentence(tab
         f"layer 0 has {near(0)}, layer {last} has {near(last)}. Broadcasters: layer 0 has {broadcasters[0]}, "
         f"layer {last} has {broadcasters[last]}. Answer: {answer_text}.")
     assert page.text_content(f"{card('reach')} .verdict") == "✓ Right."
-    assert page.text_content(f"{card('reach')} .answer").startswith(f"Head {reach} reaches farthest at layer {last}: "
-                                                                   f"{heads[last][reach]['mean_distance_tokens']:.1f}")
+    share = round(heads[last][reach]["scores"]["long_range"] * 100)
+    assert page.text_content(f"{card('reach')} .answer").startswith(
+        f"Head {reach} reaches farthest at layer {last}: {share}% of its attention goes 5 or more tokens back")
     assert page.text_content(f"{card('pair')} .verdict") == "✓ Right: both."
     assert page.text_content(f"{card('pair')} .answer").startswith(f"Layer 0 head 0 is {early} (")
     assert f"Layer {last} head 7 is {late} (" in page.text_content(f"{card('pair')} .answer")
