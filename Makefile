@@ -16,9 +16,9 @@ run: $(VENV)/.installed-export models
 # GPT-2 from the Hub when it can be reached; otherwise the planted-heads demo model, said in one line.
 models: $(VENV)/.installed-export
 	@if [ ! -f $(MODELS_DIR)/gpt2/manifest.json ]; then \
-		$(PY) -m export gpt2 --models-dir $(MODELS_DIR) --quiet || { \
-		echo "Twelve Heads: GPT-2 could not be exported; serving the planted-heads demo model instead (synthetic, not GPT-2)."; \
-		[ -f $(MODELS_DIR)/demo/manifest.json ] || $(PY) -m export --demo --models-dir $(MODELS_DIR) --quiet; }; \
+		why=$$($(PY) -m export gpt2 --models-dir $(MODELS_DIR) --quiet 2>&1 >/dev/null) || { \
+		echo "Twelve Heads: GPT-2 was not exported ($${why#export: }) - serving the planted-heads demo model instead (synthetic, not GPT-2)."; \
+		[ -f $(MODELS_DIR)/demo/manifest.json ] || $(PY) -m export --demo --models-dir $(MODELS_DIR) --quiet >/dev/null; }; \
 	fi
 
 test: $(VENV)/.installed-test chromium

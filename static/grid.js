@@ -28,10 +28,12 @@ export function buildGrid(container, nHead, onPick) {
     const chip = document.createElement("span");
     const confidence = document.createElement("span");
     confidence.className = "confidence";
-    caption.append(chip, confidence);
+    caption.append(chip);
     const frame = document.createElement("span");
-    frame.className = "thumb-frame";  // the head number sits in the masked upper triangle, always empty
-    frame.append(canvas, number);
+    // The head number and confidence sit in the masked upper triangle, always empty, so the chip below
+    // keeps the whole width for labels as long as "previous-token".
+    frame.className = "thumb-frame";
+    frame.append(canvas, number, confidence);
     button.append(frame, caption);
     button.addEventListener("click", () => onPick(head));
     container.append(button);
