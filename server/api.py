@@ -2,6 +2,7 @@
 
 import base64
 import json
+from urllib.parse import unquote_to_bytes
 
 import numpy as np
 from flask import Blueprint, Response, current_app, request
@@ -109,6 +110,10 @@ def parse_request() -> dict:
             raise InputError(f'the request body must be a JSON object like {{"text": "Hello world"}}, '
                              f"not {json_type(payload)}")
     else:
+        try:
+            unquote_to_bytes(request.query_string.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("the query string is not valid UTF-8; percent-encode the text as UTF-8") from None
         payload = {key: request.args.get(key) for key in request.args}
         for key in ("prepend_bos", "sink_aware"):
             if key in payload:
