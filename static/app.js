@@ -24,6 +24,9 @@ const PRESETS = [
     "ship that passed safely, and the logbook still sits in the museum in the town below, open at the page she " +
     "wrote on her last night." },
 ];
+// User Timing entries (zero cost unread): DevTools shows them, benchmarks/bench_page.py reads them.
+const DRAW_MEASURE = "twelve-heads:draw";  // one draw(): detail {layer, focused, tokens, thumbnails repainted}
+const SWITCH_MEASURE = "twelve-heads:layer-switch";  // the input that changed the layer → the draw that shows it
 const NO_MODELS = "No model is exported yet. Run `python -m export --demo` (offline) or `python -m export gpt2`, " +
   "then reload this page.";
 
@@ -32,12 +35,15 @@ let thumbs = [];
 let gridShape = "";
 let lessonCards = null;
 let lessonShape = "";
+let layerSwitch = null;  // {from, since}: the first layer change not yet painted; since is a performance.now() time
 
 // ---- handlers: change state, then schedule() ----
 
-function setLayer(layer) {
+function setLayer(layer, since = performance.now()) {
   if (!state.result) return;
+  const from = state.layer;
   state.layer = clamp(layer, 0, state.result.n_layer - 1);
+  if (state.layer !== from && !layerSwitch) layerSwitch = { from, since };
   state.probe = null;
   fetchLayer(state.layer);
   schedule();
@@ -144,6 +150,7 @@ const lessonHandlers = {
 // ---- drawing ----
 
 function draw() {
+  const started = performance.now();
   const { result } = state;
   const shape = dims();
   drawModels(dom, state);
@@ -160,7 +167,7 @@ function draw() {
   dom.focus.hidden = !focused;
   dom.gridPng.hidden = focused || !result;
   drawCounts(dom.counts, result, state.layer, state.lesson.hideLabels);
-  drawGrid(thumbs, state);
+  const repainted = drawGrid(thumbs, state);
   drawMap(dom.map, dom.mapCaption, result, state.layer, state.head, state.lesson.hideLabels);
   const painted = focused ? drawFocus(dom.focusParts, state) : Boolean(state.attention?.has(state.layer));
   if (lessonShape !== `${shape.nLayer}x${shape.nHead}`) {
@@ -174,6 +181,20 @@ function draw() {
     if (hash !== location.hash) history.replaceState(null, "", hash);
   }
   document.body.dataset.ready = String(state.status === "ready" && painted);
+  measureDraw(started, { layer: state.layer, focused, tokens: result ? result.n_tokens : 0, thumbnails: repainted },
+    painted);
+}
+
+/** Record this draw (and, once the new layer is painted, the layer switch) as User Timing measures. Only the
+ *  latest of each is kept, so an hour of hovering does not grow the timeline; a PerformanceObserver sees all. */
+function measureDraw(start, detail, painted) {
+  performance.clearMeasures(DRAW_MEASURE);
+  performance.measure(DRAW_MEASURE, { start, detail });
+  if (!layerSwitch || !painted) return;  // a long sentence's layer is still on its way: the switch goes on
+  performance.clearMeasures(SWITCH_MEASURE);
+  const { from, since } = layerSwitch;
+  performance.measure(SWITCH_MEASURE, { start: since, detail: { from, to: state.layer } });
+  layerSwitch = null;
 }
 
 function dims() {
@@ -231,7 +252,7 @@ function listen() {
   dom.model.addEventListener("change", () => { state.model = dom.model.value; look(); });
   dom.prependBos.addEventListener("change", () => { state.prependBos = dom.prependBos.checked; look(); });
   dom.sinkAware.addEventListener("change", () => { state.sinkAware = dom.sinkAware.checked; relabel(); });
-  dom.layer.addEventListener("input", () => setLayer(Number(dom.layer.value)));
+  dom.layer.addEventListener("input", (event) => setLayer(Number(dom.layer.value), event.timeStamp));
   dom.back.addEventListener("click", closeFocus);
   dom.prevHead.addEventListener("click", () => selectHead(state.head - 1));
   dom.nextHead.addEventListener("click", () => selectHead(state.head + 1));

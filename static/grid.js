@@ -41,11 +41,13 @@ export function buildGrid(container, nHead, onPick) {
   });
 }
 
+/** Thumbnails, chips and labels of the layer; returns how many heatmaps were repainted (0 when cached). */
 export function drawGrid(thumbs, state) {
   const { result, attention, layer, head: selected, sinkAware } = state;
   const hide = state.lesson.hideLabels;
   const ready = attention && attention.has(layer);
   const n = result ? Math.min(result.n_tokens, THUMB_MAX_CELLS) : 0;
+  let repainted = 0;
   thumbs.forEach((thumb, head) => {
     const info = result && result.heads[layer] ? result.heads[layer][head] : null;
     thumb.button.tabIndex = head === selected ? 0 : -1;
@@ -55,6 +57,7 @@ export function drawGrid(thumbs, state) {
     if (ready && thumb.painted !== key) {
       thumb.heatmap.data(attention.pooled(layer, head, sinkAware, n), n).max(1).draw();
       thumb.painted = key;
+      repainted++;
     }
     if (!info) {
       paintChip(thumb.chip, "…");
@@ -67,6 +70,7 @@ export function drawGrid(thumbs, state) {
     thumb.button.setAttribute("aria-label", hide ? `layer ${layer} head ${head}; label hidden`
       : `layer ${layer} head ${head}: ${info.label}, confidence ${percent(info.confidence)}. Enter to study it`);
   });
+  return repainted;
 }
 
 /** "3 broadcaster · 2 previous-token · …" for the layer, every label with at least one head. */
