@@ -1,6 +1,7 @@
 """The JSON API: /api/models, /api/attention, /healthz. Input is validated here, where it enters."""
 
 import base64
+import gzip
 import json
 from urllib.parse import unquote_to_bytes
 
@@ -14,6 +15,7 @@ bp = Blueprint("api", __name__)
 
 FORMATS = ("summary", "json", "packed")  # summary: labels only; json: + nested floats; packed: + uint16 for the page
 FIELDS = ("text", "model", "prepend_bos", "sink_aware", "format", "layer")
+GZIP_LEVEL = 5  # ~0.3 ms for a 16-token response; levels past 5 gain a few percent for 3x the time
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
 
@@ -44,11 +46,18 @@ def attention():
     engine = registry.get(options["model"])
     key = (engine.name, options["text"], options["prepend_bos"], options["sink_aware"], options["format"],
            options["layer"])
-    body = cache.get(key)
+    body = cache.get(key)  # kept gzipped: cheaper to send, and four times as many fit in CACHE_BYTES
     if body is None:
-        body = json.dumps(compute(engine, options), separators=(",", ":")).encode()
+        body = gzip.compress(json.dumps(compute(engine, options), separators=(",", ":")).encode(),
+                             compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
-    return Response(body, mimetype="application/json")
+    if "gzip" in request.accept_encodings:
+        response = Response(body, mimetype="application/json")
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(gzip.decompress(body), mimetype="application/json")
+    response.vary.add("Accept-Encoding")
+    return response
 
 
 def compute(engine, options) -> dict:

@@ -1,6 +1,7 @@
 """The JSON API through Flask's test client, against real models exported in the test run."""
 
 import base64
+import gzip
 import json
 import shutil
 
@@ -223,3 +224,13 @@ def test_readme_documents_every_configuration_key():
     readme = (REPO / "README.md").read_text()
     for setting in SETTINGS:
         assert f"`{setting.key}`" in readme and f"`{setting.env}`" in readme, setting.key
+
+
+def test_responses_are_gzipped_for_clients_that_accept_it(client):
+    plain = client.post("/api/attention", json={"text": TROPHY, "format": "packed"})
+    zipped = client.post("/api/attention", json={"text": TROPHY, "format": "packed"},
+                         headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers and zipped.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in zipped.headers["Vary"]
+    assert len(zipped.data) < len(plain.data) / 2
+    assert json.loads(gzip.decompress(zipped.data)) == plain.json
