@@ -74,3 +74,11 @@ def demo_model(tmp_path_factory) -> Path:
     models = tmp_path_factory.mktemp("models")
     run_export("--demo", "--models-dir", models)
     return models / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_int8_model(tmp_path_factory) -> Path:
+    """The planted-heads model exported with --int8."""
+    models = tmp_path_factory.mktemp("models")
+    run_export("--demo", "--int8", "--name", "demo-int8", "--models-dir", models)
+    return models / "demo-int8"

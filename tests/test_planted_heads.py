@@ -75,6 +75,16 @@ def test_every_planted_head_gets_its_label(engine, planted, sentence, prepend_bo
     assert checked == len(planted) - (n_long_range if len(result.ids) < LONG_RANGE_MIN_TOKENS else 0)
 
 
+@pytest.mark.parametrize("sentence", ["repeated", "long", "pronoun"])
+def test_int8_keeps_every_planted_label(demo_int8_model, planted, sentence):
+    engine = Engine.load(demo_int8_model)
+    result = engine.attend(SENTENCES[sentence], prepend_bos=True)
+    labels = label_heads(result.attention, result.ids)
+    wrong = [f"{h['layer']}.{h['head']} planted {h['role']}: got {labels[h['layer']][h['head']]['label']}"
+             for h in planted if labels[h["layer"]][h["head"]]["label"] != expected_label(h["role"], result.ids)]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_repeated_sentences_show_every_role(engine, planted):
     result = engine.attend(SENTENCES["repeated-random"], prepend_bos=True)
     labels = label_heads(result.attention, result.ids)
