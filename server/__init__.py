@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
+from . import ratelimit
 from .cache import ByteLRU
 from .config import DEFAULTS, from_environment
 from .errors import HeadsError
@@ -35,12 +36,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     registry = ModelRegistry(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MAX_TOKENS"],
                              app.config["MAX_TEXT_CHARS"], app.config["ORT_THREADS"])
+    log_to_stderr_unless_configured()
     registry.load_all()
+    report_models(registry)
     app.extensions["heads.models"] = registry
     app.extensions["heads.cache"] = ByteLRU(app.config["CACHE_BYTES"])
 
     from .api import bp
     app.register_blueprint(bp)
+    ratelimit.init_app(app)
 
     @app.get("/")
     def index():
@@ -76,3 +80,27 @@ def create_app(test_config: dict | None = None) -> Flask:
         return response
 
     return app
+
+
+def log_to_stderr_unless_configured() -> None:
+    """Under gunicorn nothing configures Python logging: give the server's messages one line each on stderr
+    (the journal, under systemd). Tests and embedding apps that configure logging keep theirs."""
+    server_log = logging.getLogger(__name__)
+    if server_log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                                           "%Y-%m-%d %H:%M:%S %z"))
+    server_log.addHandler(handler)
+    server_log.setLevel(logging.INFO)
+
+
+def report_models(registry: ModelRegistry) -> None:
+    """One line at start-up saying what is served, so a misconfigured VM is obvious in its log."""
+    if registry.engines:
+        log.info("serving %s from %s (default: %s)", ", ".join(sorted(registry.engines)),
+                 registry.models_dir.resolve(), registry.default_name())
+    else:
+        log.error("no model is ready in %s; export one there with `python -m export` (or `python -m export "
+                  "--demo` offline), or point HEADS_MODELS_DIR at a directory of exported models",
+                  registry.models_dir.resolve())

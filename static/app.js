@@ -25,8 +25,8 @@ const PRESETS = [
     "wrote on her last night." },
 ];
 // User Timing entries (zero cost unread): DevTools shows them, benchmarks/bench_page.py reads them.
-const DRAW_MEASURE = "twelve-heads:draw";  // one draw(): detail {layer, focused, tokens, thumbnails repainted}
-const SWITCH_MEASURE = "twelve-heads:layer-switch";  // the input that changed the layer → the draw that shows it
+const DRAW_MEASURE = "twelve-heads:draw";  // one draw(); detail: layer, focused, tokens, thumbnails (repainted), gridMs
+const SWITCH_MEASURE = "twelve-heads:layer-switch";  // the input that changed the layer → the draw showing it
 const NO_MODELS = "No model is exported yet. Run `python -m export --demo` (offline) or `python -m export gpt2`, " +
   "then reload this page.";
 
@@ -167,7 +167,9 @@ function draw() {
   dom.focus.hidden = !focused;
   dom.gridPng.hidden = focused || !result;
   drawCounts(dom.counts, result, state.layer, state.lesson.hideLabels);
+  const gridStarted = performance.now();
   const repainted = drawGrid(thumbs, state);
+  const gridMs = performance.now() - gridStarted;
   drawMap(dom.map, dom.mapCaption, result, state.layer, state.head, state.lesson.hideLabels);
   const painted = focused ? drawFocus(dom.focusParts, state) : Boolean(state.attention?.has(state.layer));
   if (lessonShape !== `${shape.nLayer}x${shape.nHead}`) {
@@ -181,8 +183,8 @@ function draw() {
     if (hash !== location.hash) history.replaceState(null, "", hash);
   }
   document.body.dataset.ready = String(state.status === "ready" && painted);
-  measureDraw(started, { layer: state.layer, focused, tokens: result ? result.n_tokens : 0, thumbnails: repainted },
-    painted);
+  const tokens = result ? result.n_tokens : 0;
+  measureDraw(started, { layer: state.layer, focused, tokens, thumbnails: repainted, gridMs }, painted);
 }
 
 /** Record this draw (and, once the new layer is painted, the layer switch) as User Timing measures. Only the

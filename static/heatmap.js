@@ -8,6 +8,9 @@ const VIRIDIS_STOPS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#
 const LUT_SIZE = 256;
 export const MASKED_RGB = [224, 224, 224];  // a future token (causal mask) or the hidden first column: not a zero
 export const LUT = buildLut(VIRIDIS_STOPS, LUT_SIZE);  // Uint8ClampedArray(256 × 3)
+// The same colours as whole RGBA pixels in the machine's byte order: draw() stores one 32-bit word per cell.
+const LUT_PIXELS = rgbaPixels(LUT);  // Uint32Array(256)
+const MASKED_PIXEL = rgbaPixels(MASKED_RGB)[0];
 
 export class Heatmap {
   /** Paints an n × n matrix onto `canvas` at one pixel per cell; callers scale it up with smoothing off. */
@@ -17,6 +20,8 @@ export class Heatmap {
     this.values = null;  // Float32Array n * n, row-major (query, key); NaN marks a masked cell
     this.n = 0;
     this.maximum = 1;
+    this.image = null;  // ImageData n × n, kept while n is: every draw writes each of its pixels
+    this.pixels = null;  // Uint32Array over this.image's bytes
   }
 
   data(values, n) {
@@ -36,20 +41,16 @@ export class Heatmap {
     if (this.canvas.width !== n) this.canvas.width = n;
     if (this.canvas.height !== n) this.canvas.height = n;
     if (n === 0) return this;
-    const image = this.context.createImageData(n, n);
-    const pixels = image.data;
+    if (!this.image || this.image.width !== n) {
+      this.image = this.context.createImageData(n, n);
+      this.pixels = new Uint32Array(this.image.data.buffer);
+    }
+    const { pixels } = this;
     for (let cell = 0; cell < n * n; cell++) {
       const value = values[cell];
-      const at = cell * 4;
-      if (Number.isNaN(value)) {
-        pixels[at] = MASKED_RGB[0]; pixels[at + 1] = MASKED_RGB[1]; pixels[at + 2] = MASKED_RGB[2];
-      } else {
-        const index = lutIndex(value, maximum) * 3;
-        pixels[at] = LUT[index]; pixels[at + 1] = LUT[index + 1]; pixels[at + 2] = LUT[index + 2];
-      }
-      pixels[at + 3] = 255;
+      pixels[cell] = Number.isNaN(value) ? MASKED_PIXEL : LUT_PIXELS[lutIndex(value, maximum)];
     }
-    this.context.putImageData(image, 0, 0);
+    this.context.putImageData(this.image, 0, 0);
     return this;
   }
 }
@@ -83,6 +84,13 @@ export function cssColour(value, maximum = 1) {
 function lutIndex(value, maximum) {
   const scaled = Math.round((value / maximum) * (LUT_SIZE - 1));
   return scaled < 0 ? 0 : scaled > LUT_SIZE - 1 ? LUT_SIZE - 1 : scaled;
+}
+
+function rgbaPixels(rgb) {  // [r, g, b, r, g, b, …] → opaque pixels, bytes in ImageData order
+  const pixels = new Uint32Array(rgb.length / 3);
+  const bytes = new Uint8ClampedArray(pixels.buffer);
+  for (let at = 0; at < pixels.length; at++) bytes.set([rgb[3 * at], rgb[3 * at + 1], rgb[3 * at + 2], 255], 4 * at);
+  return pixels;
 }
 
 function buildLut(stops, size) {

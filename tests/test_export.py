@@ -190,6 +190,7 @@ def test_int8_export_quantizes_every_projection_and_reports_its_error(tmp_path, 
     # 2 layers: QKV, output and two MLP projections in layer 0, QKV only in layer 1 (nothing after it).
     assert quantization["nodes_before"]["Gemm"] == quantization["gemm_rewritten_as_matmul"] == 5
     assert quantization["nodes_after"]["MatMulInteger"] == 5 and "Gemm" not in quantization["nodes_after"]
+    assert quantization["nodes_after"]["DequantizeLinear"] >= 1  # the token embedding lookup, stored as int8
     int8 = Engine.load(tmp_path / "tiny8").attend(TROPHY).attention
     fp32 = Engine.load(tiny_model).attend(TROPHY).attention
     # int8 weights move probabilities by a few hundredths at most on this peaked random model, on average far less.
