@@ -25,7 +25,10 @@ test: $(VENV)/.installed-test chromium
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-test
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[export,test,bench]"
 	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_server.py
+	$(PY) benchmarks/bench_page.py
 
 # Debian's chromium drives the browser tests (Playwright's own browser download cannot work offline).
 chromium:

@@ -1,24 +1,50 @@
-"""Engine vs transformers eager, and the machine's floor, for GPT-2 small's shape.
+"""Engine (fp32 and int8) vs transformers eager, and the machine's floor, for GPT-2 small's shape.
 
-    python benchmarks/bench_engine.py [--repeat 30] [--lengths 8,16,32,64,128]
+    python benchmarks/bench_engine.py [--repeat 30] [--lengths 8,16,32,64,128] [--growth 256,512,1024]
 
 Times `engine.attend(text)` (tokenization included) against transformers `GPT2Model` (eager attention,
 `output_attentions=True`, already-tokenized ids: the competitor gets the easier job) on the same random
-GPT-2-small-shaped checkpoint, with the same number of threads. Prints median milliseconds, their ratio, and
-the floor: max(FLOPs / measured sgemm rate, weight bytes / measured read bandwidth).
+GPT-2-small-shaped checkpoint, with the same number of threads. Prints median milliseconds, their ratios,
+and the floor: max(FLOPs / measured sgemm rate, weight bytes / measured read bandwidth). Then, for long
+sentences, time and peak memory of attend + labelling in a fresh process per length, and a plot of latency
+against T in benchmarks/out/latency.png.
 """
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 
-from common import (attention_work, exported, floor_ms, gpt2_small_checkpoint, machine_rates, median_ms,
+from common import (REPO, attention_work, exported, floor_ms, gpt2_small_checkpoint, machine_rates, median_ms,
                     sentence_of)
+
+OUT = REPO / "benchmarks" / "out"
+
+GROWTH_PROBE = r"""
+import json, sys, time
+sys.path.insert(0, {repo!r})
+from server.engine import Engine
+from server.heads import label_heads
+engine = Engine.load({model!r})
+text = "the" + " the" * ({n} - 1)
+engine.attend("warm up")
+def status(field):  # VmHWM is this process's peak; ru_maxrss would carry the parent's across exec
+    return int(open("/proc/self/status").read().split(field + ":")[1].split()[0]) / 1024
+before = status("VmRSS")
+started = time.perf_counter(); result = engine.attend(text); attend = time.perf_counter() - started
+started = time.perf_counter(); label_heads(result.attention, result.ids); label = time.perf_counter() - started
+print(json.dumps({{"attend_ms": attend * 1000, "label_ms": label * 1000, "rss_before_mb": before,
+                  "peak_mb": status("VmHWM"),
+                  "attention_mb": result.attention.nbytes / 2**20}}))
+"""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--lengths", default="8,16,32,64,128")
+    parser.add_argument("--growth", default="256,512,1024", help="long lengths for time and peak memory ('' skips)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     lengths = [int(n) for n in args.lengths.split(",")]
@@ -29,24 +55,73 @@ def main() -> None:
     from server.engine import Engine
 
     torch.set_num_threads(args.threads)
-    engine = Engine.load(exported(), threads=args.threads)
+    fp32 = Engine.load(exported(), threads=args.threads)
+    int8 = Engine.load(exported("gpt2-small-random-int8", int8=True), threads=args.threads)
     reference = GPT2Model.from_pretrained(gpt2_small_checkpoint(), attn_implementation="eager").eval()
     gflops, read_gbs = machine_rates()
     print(f"machine: {os.cpu_count()} cores, sgemm {gflops:.0f} GFLOP/s, read {read_gbs:.1f} GB/s; "
           f"threads {args.threads}; torch {torch.__version__}")
     print()
-    print("|    T | engine ms | transformers ms | speed-up | floor ms | engine / floor | GFLOP |")
-    print("|-----:|----------:|----------------:|---------:|---------:|---------------:|------:|")
+    print("|    T | transformers ms | engine fp32 ms | speed-up | floor ms | fp32 / floor | engine int8 ms "
+          "| int8 / fp32 | GFLOP |")
+    print("|-----:|----------------:|---------------:|---------:|---------:|-------------:|---------------:"
+          "|------------:|------:|")
+    rows = []
     for n_tokens in lengths:
         text = sentence_of(n_tokens)
-        ids = torch.tensor([engine.tokenize(text)[0]])
+        ids = torch.tensor([fp32.tokenize(text)[0]])
         assert ids.shape[1] == n_tokens
-        ours = median_ms(lambda: engine.attend(text), args.repeat)
+        ours = median_ms(lambda: fp32.attend(text), args.repeat)
+        quantized = median_ms(lambda: int8.attend(text), args.repeat)
         with torch.inference_mode():
             theirs = median_ms(lambda: reference(ids, output_attentions=True), args.repeat)
         floor = floor_ms(n_tokens, gflops, read_gbs)
-        print(f"| {n_tokens:4d} | {ours:9.2f} | {theirs:15.2f} | {theirs / ours:7.2f}× | {floor:8.2f} | "
-              f"{ours / floor:13.2f}× | {attention_work(n_tokens)[0] / 1e9:5.2f} |")
+        rows.append((n_tokens, theirs, ours, quantized, floor))
+        print(f"| {n_tokens:4d} | {theirs:15.2f} | {ours:14.2f} | {theirs / ours:7.2f}× | {floor:8.2f} | "
+              f"{ours / floor:11.2f}× | {quantized:14.2f} | {quantized / ours:10.2f}× | "
+              f"{attention_work(n_tokens)[0] / 1e9:5.2f} |")
+    del fp32, int8, reference
+
+    growth = [int(n) for n in args.growth.split(",") if n]
+    if growth:
+        print()
+        print("| model | T | attend ms | label ms | attention MB | process RSS before MB | peak RSS MB |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, int8_flag in (("gpt2-small-random", False), ("gpt2-small-random-int8", True)):
+        for n_tokens in growth:
+            probe = GROWTH_PROBE.format(repo=str(REPO), model=str(exported(name, int8=int8_flag)), n=n_tokens)
+            result = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                               check=True).stdout)
+            print(f"| {name} | {n_tokens} | {result['attend_ms']:.0f} | {result['label_ms']:.0f} | "
+                  f"{result['attention_mb']:.0f} | {result['rss_before_mb']:.0f} | {result['peak_mb']:.0f} |")
+    plot(rows)
+
+
+def plot(rows) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("\n(no plot: pip install matplotlib)")
+        return
+    OUT.mkdir(parents=True, exist_ok=True)
+    lengths = [row[0] for row in rows]
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for index, (label, style) in enumerate((("transformers eager", "o-"), ("engine fp32", "s-"),
+                                            ("engine int8", "^-"), ("machine floor (fp32)", "k--")), start=1):
+        axes.plot(lengths, [row[index] for row in rows], style, label=label)  # row: (T, theirs, fp32, int8, floor)
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xticks(lengths, [str(n) for n in lengths])
+    axes.set_xlabel("tokens (T)")
+    axes.set_ylabel("milliseconds per sentence (median)")
+    axes.set_title("All 144 heads of GPT-2 small's shape, 2-core CPU")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(OUT / "latency.png")
+    print(f"\nplot: {OUT / 'latency.png'}")
 
 
 if __name__ == "__main__":

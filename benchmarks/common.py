@@ -29,7 +29,7 @@ def gpt2_small_checkpoint() -> Path:
     return CHECKPOINT
 
 
-def exported(name: str = "gpt2-small-random", int8: bool = False) -> Path:
+def exported(name: str = "gpt2-small-random", int8: bool = False) -> Path:  # int8: pass a name of its own
     """models/NAME for the GPT-2-small-shaped checkpoint, exported through `python -m export` once."""
     target = MODELS / name
     if not (target / "manifest.json").is_file():
