@@ -54,6 +54,7 @@ STOCHASTIC_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; 1e-3 
 TL_EXCLUDE_BOS = False
 TL_EXCLUDE_CURRENT_TOKEN = False
 
+WHOLE_ARRAY_BYTES = 32 * 2**20  # above this (about T = 240 for 144 heads) score layer by layer, see _analyse_by_layers
 FOCUSED = ("broadcaster", "diagonal", "previous-token", "duplicate-token", "induction")  # tie order: LABELS
 RANGES = ("local", "long-range")
 
@@ -96,13 +97,13 @@ def tl_similarity_score(attention: np.ndarray, pattern: np.ndarray, *, exclude_b
 
 def head_scores(attention: np.ndarray, ids: Sequence[int], sink_aware: bool = False) -> dict[str, np.ndarray]:
     """Every score in SCORE_NAMES, each in [0, 1], plus "mean_distance_tokens"; each an (L, H) array."""
-    return _analyse(_validated(attention, ids), ids, sink_aware)[0]
+    return _analyse_by_layers(_validated(attention, ids), ids, sink_aware)[0]
 
 
 def label_heads(attention: np.ndarray, ids: Sequence[int], sink_aware: bool = False) -> list[list[dict]]:
     """[layer][head] -> {"label", "confidence", "runner_up", "scores", "mean_distance_tokens", "reason"}."""
     attention = _validated(attention, ids)
-    scores, evidence = _analyse(attention, ids, sink_aware)
+    scores, evidence = _analyse_by_layers(attention, ids, sink_aware)
     n_layers, n_heads = attention.shape[:2]
     return [[_label_one({name: float(values[layer, head]) for name, values in scores.items()},
                         {name: float(values[layer, head]) for name, values in evidence.items()},
@@ -165,6 +166,16 @@ def _row_mean(per_row: np.ndarray, weights: np.ndarray) -> np.ndarray:  # (L, H,
     weights = np.broadcast_to(weights, per_row.shape)
     total = weights.sum(axis=-1)
     return np.divide((per_row * weights).sum(axis=-1), total, out=np.zeros_like(total), where=total > 0)
+
+
+def _analyse_by_layers(attention: np.ndarray, ids, sink_aware: bool) -> tuple[dict, dict]:
+    """_analyse, one layer at a time once the array is large: its temporaries (log, sink-aware copy) are
+    each as big as the input, 600 MB at T = 1,024 for all layers, but 50 MB for one."""
+    if attention.nbytes <= WHOLE_ARRAY_BYTES:
+        return _analyse(attention, ids, sink_aware)
+    parts = [_analyse(attention[layer:layer + 1], ids, sink_aware) for layer in range(attention.shape[0])]
+    return tuple({name: np.concatenate([part[which][name] for part in parts]) for name in parts[0][which]}
+                 for which in (0, 1))
 
 
 def _analyse(attention: np.ndarray, ids, sink_aware: bool) -> tuple[dict, dict]:
