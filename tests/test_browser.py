@@ -157,6 +157,20 @@ def test_the_layer_slider_shows_that_layers_heads_and_counts(tab, server):
         assert f"layer={layer}" in page.url
 
 
+def test_quick_layer_switches_end_on_the_last_layers_url_and_are_timed_for_the_benchmark(tab):
+    page = tab.open()
+    page.focus("#layer")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    tab.ready()  # the permalink is written after the frame; ready waits for it
+    assert page.input_value("#layer") == "5" and "layer=5" in page.evaluate("location.hash")
+    latest = "(name) => { const entry = performance.getEntriesByName(name).at(-1); " \
+             "return { start: entry.startTime, end: entry.startTime + entry.duration, detail: entry.detail }; }"
+    switch, draw = (page.evaluate(latest, f"twelve-heads:{name}") for name in ("layer-switch", "draw"))
+    assert switch["detail"]["to"] == draw["detail"]["layer"] == 5 and switch["end"] == draw["end"]
+    assert switch["start"] <= draw["start"] and not draw["detail"]["focused"] and draw["detail"]["gridMs"] >= 0
+
+
 def test_clicking_a_head_opens_it_and_hovering_a_cell_shows_query_key_and_value(tab, server):
     page = tab.open()
     set_layer(tab, 2)
