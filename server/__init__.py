@@ -6,6 +6,7 @@
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 from flask import Flask, jsonify, request, send_from_directory
@@ -41,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     report_models(registry)
     app.extensions["heads.models"] = registry
     app.extensions["heads.cache"] = ByteLRU(app.config["CACHE_BYTES"])
+    app.extensions["heads.long_sentences"] = threading.BoundedSemaphore(app.config["LONG_SENTENCE_CONCURRENCY"])
 
     from .api import bp
     app.register_blueprint(bp)

@@ -8,6 +8,7 @@ from urllib.parse import unquote_to_bytes
 import numpy as np
 from flask import Blueprint, Response, current_app, request
 
+from .engine import Attention
 from .errors import InputError
 from .heads import label_heads, layer_counts
 
@@ -61,7 +62,15 @@ def attention():
 
 
 def compute(engine, options) -> dict:
-    result = engine.attend(options["text"], prepend_bos=options["prepend_bos"])
+    ids, offsets = engine.tokenize(options["text"], prepend_bos=options["prepend_bos"])
+    if len(ids) <= current_app.config["LONG_SENTENCE_TOKENS"]:
+        return describe(engine, options, ids, offsets)
+    with current_app.extensions["heads.long_sentences"]:  # (L, H, T, T) at T = 1,024 is 600 MB: one at a time
+        return describe(engine, options, ids, offsets)
+
+
+def describe(engine, options, ids, offsets) -> dict:
+    result = Attention([engine.display(i) for i in ids], ids, offsets, engine.run(ids))
     n_layer, n_head, n_tokens, _ = result.attention.shape
     layer = options["layer"]
     if layer is not None and not 0 <= layer < n_layer:

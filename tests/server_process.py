@@ -7,11 +7,13 @@ load generator to run against it. Traffic never leaves 127.0.0.1.
         result = run_load(server, clients=8, seconds=8, next_text=...)
 """
 
+import gzip
 import http.client
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,7 +35,8 @@ class ServerProcess:
         self.command = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", str(workers),
                         "--threads", str(threads), "--graceful-timeout", str(graceful_timeout),
                         "--no-control-socket", *args, "server:create_app()"]
-        self.env = {**os.environ, "HEADS_MODELS_DIR": str(models_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
+        inherited = {key: value for key, value in os.environ.items() if not key.startswith("HEADS_")}  # ours only
+        self.env = {**inherited, "HEADS_MODELS_DIR": str(models_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.workers = workers
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
@@ -139,16 +142,69 @@ class ServerProcess:
         return total
 
 
+# --- raw connections ----------------------------------------------------------------------------------------------
+
+def accepted_by(pid: int, connection: socket.socket) -> bool:
+    """Whether process `pid` holds the server end of `connection`, i.e. has accepted it (Linux /proc)."""
+    client_port, server_port = connection.getsockname()[1], connection.getpeername()[1]
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, remote_port = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        if (local_port, remote_port) == (server_port, client_port) and fields[9] != "0":
+            inodes.add(f"socket:[{fields[9]}]")
+    try:
+        return any(link_target(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
+def link_target(path: Path) -> str:
+    try:
+        return str(path.readlink())
+    except OSError:  # the descriptor closed while we looked
+        return ""
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes on a fresh connection; everything the server answers before it closes. The bytes are sent
+    from a thread, as a client does: a server may answer, and close, before it has read them all."""
+    with socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT) as connection:
+        sender = threading.Thread(target=send_ignoring_a_closed_connection, args=(connection, data))
+        sender.start()
+        response = b""
+        while chunk := connection.recv(65536):
+            response += chunk
+        sender.join(REQUEST_TIMEOUT)
+    return response
+
+
+def send_ignoring_a_closed_connection(connection: socket.socket, data: bytes) -> None:
+    try:
+        connection.sendall(data)
+    except OSError:
+        pass
+
+
 # --- load ------------------------------------------------------------------------------------------------------
 
 @dataclass
 class LoadResult:
     seconds: float
     latencies: list[float] = field(default_factory=list)  # seconds, one per successful request
-    repeat_latencies: list[float] = field(default_factory=list)  # the subset for sentences sent before
+    repeat_latencies: list[float] = field(default_factory=list)  # the share for sentences from the repeated set
+    new_latencies: list[float] = field(default_factory=list)  # the share for sentences sent once
     errors: list[str] = field(default_factory=list)  # what went wrong, one per failed request
     rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, kB of all workers)
-    response_bytes: dict = field(default_factory=dict)  # text → bytes of its response, for the cache's share
+    response_bytes: dict = field(default_factory=dict)  # text → gzipped bytes of its answer, as the cache keeps it
 
     @property
     def requests(self) -> int:
@@ -166,10 +222,11 @@ class LoadResult:
 
 def run_load(server: ServerProcess, clients: int, seconds: float, next_text, payload_extra: dict | None = None
              ) -> LoadResult:
-    """`clients` threads, each on its own keep-alive connection, POST /api/attention back to back for `seconds`.
+    """`clients` threads, each on its own keep-alive connection, POST /api/attention back to back for `seconds`,
+    accepting gzip as browsers do.
 
     next_text(client, n) → (text, repeated) picks each sentence. A request is an error unless it gets 200 and a
-    JSON body with every head labelled. Workers' RSS is sampled every RSS_INTERVAL seconds meanwhile."""
+    JSON body with labelled heads. Workers' RSS is sampled every RSS_INTERVAL seconds meanwhile."""
     result = LoadResult(seconds)
     lock = threading.Lock()
     started = time.monotonic()
@@ -184,15 +241,17 @@ def run_load(server: ServerProcess, clients: int, seconds: float, next_text, pay
             sent = time.monotonic()
             try:
                 connection.request("POST", "/api/attention", body=body,
-                                   headers={"Content-Type": "application/json"})
+                                   headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"})
                 response = connection.getresponse()
                 data = response.read()
-                elapsed = time.monotonic() - sent
+                elapsed, wire_bytes = time.monotonic() - sent, len(data)
+                if response.getheader("Content-Encoding") == "gzip":
+                    data = gzip.decompress(data)
                 problem = None if response.status == 200 else f"{response.status} {data[:200]!r}"
-                if problem is None and not json.loads(data).get("heads"):
+                if problem is None and b'"heads":[[{"label":' not in data:  # cheaper than parsing it all
                     problem = f"200 without heads: {data[:200]!r}"
-            except (OSError, http.client.HTTPException, ValueError) as err:
-                problem, data, elapsed = f"{type(err).__name__}: {err}", b"", 0.0
+            except (OSError, http.client.HTTPException, ValueError, EOFError) as err:
+                problem, elapsed, wire_bytes = f"{type(err).__name__}: {err}", 0.0, 0
                 connection.close()
                 connection = server.connection()
             with lock:
@@ -200,9 +259,8 @@ def run_load(server: ServerProcess, clients: int, seconds: float, next_text, pay
                     result.errors.append(problem)
                 else:
                     result.latencies.append(elapsed)
-                    if repeated:
-                        result.repeat_latencies.append(elapsed)
-                    result.response_bytes[text] = len(data)
+                    (result.repeat_latencies if repeated else result.new_latencies).append(elapsed)
+                    result.response_bytes[text] = wire_bytes
         connection.close()
 
     def sample_rss() -> None:

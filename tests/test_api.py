@@ -234,3 +234,39 @@ def test_responses_are_gzipped_for_clients_that_accept_it(client):
     assert "Accept-Encoding" in zipped.headers["Vary"]
     assert len(zipped.data) < len(plain.data) / 2
     assert json.loads(gzip.decompress(zipped.data)) == plain.json
+
+
+def test_long_sentences_are_computed_one_at_a_time(models_dir):
+    """At 1,024 tokens one request holds ~1 GB; concurrent long ones must queue, short ones must not."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny", "CACHE_BYTES": 0,
+                      "LONG_SENTENCE_TOKENS": 10, "LONG_SENTENCE_CONCURRENCY": 1})
+    engine = app.extensions["heads.models"].get("tiny")
+    running, peak, lock, real_run = [0], {"long": 0, "short": 0}, threading.Lock(), engine.run
+
+    def observed_run(ids):
+        kind = "long" if len(ids) > 10 else "short"
+        with lock:
+            running[0] += 1
+            peak[kind] = max(peak[kind], running[0])
+        time.sleep(0.05)  # hold the slot long enough for the others to arrive
+        try:
+            return real_run(ids)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    engine.run = observed_run
+
+    def post(text):
+        return app.test_client().post("/api/attention", json={"text": text}).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        long_codes = list(pool.map(post, [f"word {n} " * 8 for n in range(6)]))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        short_codes = list(pool.map(post, [f"short {n}" for n in range(6)]))
+    assert long_codes == short_codes == [200] * 6
+    assert peak["long"] == 1 and peak["short"] > 1
