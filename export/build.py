@@ -76,7 +76,12 @@ def check_name(name: str) -> None:
 
 
 def remove_stale_builds(models_dir: Path, name: str) -> None:
-    """Leftovers of an export that was killed (SIGKILL gives no chance to clean up)."""
+    """Leftovers of an export that was killed (SIGKILL gives no chance to clean up). One killed between the
+    two renames of `install` left the old model aside and no new one: put the old one back first."""
+    for replaced in sorted(models_dir.glob(f"{REPLACED_PREFIX}{name}-*")):
+        if (replaced / "old").is_dir() and not (models_dir / name).exists():
+            log.info("restoring %s, set aside by an interrupted export", models_dir / name)
+            os.rename(replaced / "old", models_dir / name)
     for prefix in (BUILDING_PREFIX, REPLACED_PREFIX):
         for stale in models_dir.glob(f"{prefix}{name}-*"):
             log.info("removing %s, left by an interrupted export", stale)

@@ -7,6 +7,7 @@ from urllib.parse import unquote_to_bytes
 
 import numpy as np
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .engine import Attention
 from .errors import InputError
@@ -120,7 +121,14 @@ def pack(attention: np.ndarray) -> dict:
 
 def parse_request() -> dict:
     if request.method == "POST":
-        payload = request.get_json(silent=True)
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is None and len(request.get_data(cache=True)) >= limit:
+            raise RequestEntityTooLarge()  # a chunked body has no length to refuse up front; Werkzeug cuts it here
+        try:
+            payload = request.get_json(silent=True)
+        except RecursionError:
+            raise InputError("the request body nests too deeply; send a flat object like "
+                             '{"text": "Hello world"}') from None
         if payload is None:
             raise InputError('the request body must be JSON (UTF-8) like {"text": "Hello world"}, '
                              "sent with Content-Type: application/json")

@@ -70,6 +70,7 @@ class Engine:
         release_freed_memory()
         check_graph(session, manifest, model_path)
         tokenizer = open_tokenizer(path / "tokenizer.json", manifest)
+        probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
         return cls(path, manifest, session, tokenizer, limit, max_chars)
 
@@ -88,7 +89,13 @@ class Engine:
         for layer, name in enumerate(self.output_names):
             binding.bind_output(name, "cpu", 0, np.float32, [1, self.n_head, n_tokens, n_tokens],
                                 attention[layer].ctypes.data)
-        self.session.run_with_iobinding(binding)
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
+            raise ModelError(f"{self.path / 'model.onnx'} failed on a {n_tokens}-token sentence "
+                             f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
+                             f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
+                             f"graph: {REEXPORT_HINT}", status=503) from None
         return attention
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
@@ -177,6 +184,15 @@ def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path)
             raise ModelError(f"{model_path} output {name!r} has shape {shape}, but the manifest says "
                              f"{manifest['n_head']} heads (expected [batch, {manifest['n_head']}, T, T]); "
                              f"{REEXPORT_HINT}")
+
+
+def probe_vocabulary(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
+    """One token, the manifest's last id: cheap, and fails at start-up when the embedding table is smaller."""
+    try:
+        session.run(None, {"input_ids": np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)})
+    except Exception:  # onnxruntime's own types
+        raise ModelError(f"{model_path} has fewer token embeddings than the {manifest['vocab_size']:,} its manifest "
+                         f"says; {REEXPORT_HINT}") from None
 
 
 def open_tokenizer(tokenizer_path: Path, manifest: dict) -> Tokenizer:

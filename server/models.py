@@ -29,19 +29,19 @@ class ModelRegistry:
         self.lock = threading.Lock()
 
     def names(self) -> list[str]:
-        """Exported model directories; hidden ones (builds in progress) are not models."""
+        """Model directories; hidden ones (builds in progress, replaced models) are not models. A folder without a
+        manifest is listed too, so that it is reported as broken rather than silently ignored."""
         if not self.models_dir.is_dir():
             return []
-        return sorted(path.name for path in self.models_dir.iterdir()
-                      if path.is_dir() and not path.name.startswith(".") and (path / "manifest.json").is_file())
+        return sorted(path.name for path in self.models_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
 
     def load_all(self) -> None:
         """Load every model now (at start-up), logging and remembering the ones that fail."""
         for name in self.names():
             try:
                 self.get(name)
-            except ModelError as err:
-                log.error("model %s is unusable and will be skipped: %s", name, err)
+            except ModelError:
+                log.error("model %s is unusable and will be skipped: %s", name, self.failures[name])
 
     def get(self, name: str | None = None) -> Engine:
         name = self.default_name() if name is None else name

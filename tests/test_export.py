@@ -198,3 +198,16 @@ def test_int8_export_quantizes_every_projection_and_reports_its_error(tmp_path, 
     assert 0 < difference.max() < 0.05 and difference.mean() < 0.005
     assert 0 < quantization["attention_error_vs_fp32"]["max_abs"] < 0.05
     assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+
+
+def test_an_export_killed_between_its_two_renames_gives_the_old_model_back(tmp_path, tiny_model, tiny_checkpoint):
+    """install() moves the old model aside, then the new one in; a SIGKILL between the two leaves only the old one
+    aside. The next export, even one that fails, puts it back first."""
+    models = tmp_path / "models"
+    (models / ".replaced-tiny-killed").mkdir(parents=True)
+    shutil.copytree(tiny_model, models / ".replaced-tiny-killed" / "old")
+    before = {p.name: p.read_bytes() for p in tiny_model.iterdir()}
+    result = run_export(tmp_path / "nowhere-else", "--name", "tiny", "--models-dir", models, check=False)
+    assert result.returncode == 2  # this export fails (no such source) ...
+    assert [p.name for p in models.iterdir()] == ["tiny"]  # ... but the model it found set aside is back
+    assert {p.name: p.read_bytes() for p in (models / "tiny").iterdir()} == before

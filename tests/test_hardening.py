@@ -149,11 +149,10 @@ def test_a_configured_body_limit_is_enforced_before_the_character_limit(models_d
                                                                     "send a shorter text"})
 
 
-@pytest.mark.xfail(strict=True, reason="server/api.py parse_request: request.get_json(silent=True) lets the "
-                                       "RecursionError of deeply nested JSON through; it becomes a 500")
 def test_deeply_nested_json_is_a_bad_request(client):
     response = client.post("/api/attention", data=b"[" * 5000 + b"]" * 5000, content_type="application/json")
-    assert response.status_code == 400 and "error" in response.json
+    assert (response.status_code, response.json) == (400, {
+        "error": 'the request body nests too deeply; send a flat object like {"text": "Hello world"}'})
 
 
 @pytest.mark.parametrize("path, method, allowed", [
@@ -471,14 +470,17 @@ def more_tokens_than_the_graph(model_dir: Path) -> str:
     return "a <|pad|>"
 
 
-@pytest.mark.xfail(strict=True, reason="server/engine.py check_graph compares n_layer and n_head with the graph but "
-                                       "not n_positions or vocab_size; onnxruntime's Gather then fails: a 500")
-@pytest.mark.parametrize("disagree", [more_positions_than_the_graph, more_tokens_than_the_graph])
-def test_a_manifest_larger_than_its_graph_is_never_a_500(tmp_path, tiny_model, disagree):
+@pytest.mark.parametrize("disagree, message", [
+    (more_positions_than_the_graph, "failed on a 50-token sentence"),
+    (more_tokens_than_the_graph, "has fewer token embeddings than the 50,258 its manifest says"),
+])
+def test_a_manifest_larger_than_its_graph_is_a_clear_server_fault(tmp_path, tiny_model, disagree, message):
+    """The model is at fault, not the request: a 503 naming the file and the fix, never an onnxruntime trace."""
     text = disagree(shutil.copytree(tiny_model, tmp_path / "tiny"))
     client = create_app({"MODELS_DIR": str(tmp_path)}).test_client()
-    response = client.post("/api/attention", json={"text": text})
-    assert response.status_code < 500, response.json
+    response = client.post("/api/attention", json={"text": text, "model": "tiny"})
+    assert response.status_code == 503
+    assert message in response.json["error"] and "re-export it with `python -m export`" in response.json["error"]
 
 
 def test_a_missing_models_directory_is_one_clear_line_and_a_503(tmp_path):
@@ -549,8 +551,6 @@ def test_raw_bytes_on_the_wire_get_a_400_and_the_server_keeps_serving(tmp_path, 
         assert "Traceback" not in server.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="server/api.py parse_request: a chunked body over MAX_CONTENT_LENGTH is cut "
-                                       "at the limit by Werkzeug, then reported as not JSON (400) instead of 413")
 def test_a_chunked_body_of_megabytes_gets_413(tmp_path, tiny_model):
     shutil.copytree(tiny_model, tmp_path / "tiny")
     body = json.dumps({"text": "a" * (4 << 20)}).encode()
