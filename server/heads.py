@@ -105,8 +105,13 @@ def label_heads(attention: np.ndarray, ids: Sequence[int], sink_aware: bool = Fa
     attention = _validated(attention, ids)
     scores, evidence = _analyse_by_layers(attention, ids, sink_aware)
     n_layers, n_heads = attention.shape[:2]
-    return [[_label_one({name: float(values[layer, head]) for name, values in scores.items()},
-                        {name: float(values[layer, head]) for name, values in evidence.items()},
+    # Plain Python numbers, converted once per array: per-element float() and round() cost more than the scoring.
+    raw = {name: values.tolist() for name, values in scores.items()}
+    shown = {name: np.round(values, 4).tolist() for name, values in scores.items()}
+    facts = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in evidence.items()}
+    return [[_label_one({name: values[layer][head] for name, values in raw.items()},
+                        {name: values[layer][head] for name, values in shown.items()},
+                        {name: values[layer][head] for name, values in facts.items()},
                         attention.shape[-1], sink_aware)
              for head in range(n_heads)] for layer in range(n_layers)]
 
@@ -233,9 +238,10 @@ def _analyse(attention: np.ndarray, ids, sink_aware: bool) -> tuple[dict, dict]:
     return {name: values.astype(np.float64) for name, values in scores.items()}, evidence
 
 
-def _label_one(scores: dict, evidence: dict, n_tokens: int, sink_aware: bool) -> dict:
-    head = {"scores": {name: round(scores[name], 4) for name in SCORE_NAMES},
-            "mean_distance_tokens": round(scores["mean_distance_tokens"], 4)}
+def _label_one(scores: dict, shown: dict, evidence: dict, n_tokens: int, sink_aware: bool) -> dict:
+    """Decides on the exact scores; reports them rounded to 4 decimals (`shown`)."""
+    head = {"scores": {name: shown[name] for name in SCORE_NAMES},
+            "mean_distance_tokens": shown["mean_distance_tokens"]}
     if evidence["scored_rows"] == 0:
         if n_tokens == 1:
             reason = "one token gives nothing to choose from"
