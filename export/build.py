@@ -7,7 +7,6 @@ tokenizer and manifest → move the finished directory into place. Everything is
 model of that name is replaced only by a complete one.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from server.engine import file_sha256  # the same checksum the server verifies at start-up
 from server.errors import HeadsError
 
 from .tokenizer import find_tokenizer, load_tokenizer
@@ -63,7 +63,7 @@ def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path |
         manifest["description"] = description
         for filename, content in (extra_files or {}).items():
             write_json(building / filename, content)
-        manifest["files"] = {path.name: sha256(path) for path in sorted(building.iterdir()) if path.is_file()}
+        manifest["files"] = {path.name: file_sha256(path) for path in sorted(building.iterdir()) if path.is_file()}
         write_json(building / "manifest.json", manifest)
         return install(building, models_dir / name)
     finally:
@@ -173,7 +173,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
         "precision": "int8" if int8 else "fp32",
         "quantization": quantization,
         "validation": {"max_abs_diff": worst, "atol": 1e-4, "lengths": validation_lengths(config.n_positions)},
-        "model_sha256": sha256(onnx_path),
+        "model_sha256": file_sha256(onnx_path),
         "versions": library_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -193,14 +193,6 @@ def install(building: Path, target: Path) -> Path:
     else:
         os.rename(building, target)
     return target
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
