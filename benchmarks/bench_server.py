@@ -9,7 +9,8 @@ its baseline measured in the same run:
 - throughput with N concurrent clients vs the ideal rate, cores ÷ per-request compute (target ≥ 80%);
 - server RSS vs the model file (fp32 target ≤ file + 150 MB, int8 ≤ 300 MB) and vs a transformers process
   doing the same; time from start to ready (target ≤ 3 s).
-Sentences are random sequences of single-token words, so every uncached request really is uncached.
+Sentences are random sequences of single-token words, so every uncached request really is uncached. Each
+client thread keeps its connection alive, as a browser does.
 """
 
 import argparse
@@ -48,6 +49,7 @@ class Server:
 
     def __init__(self, models_dir, model: str, workers: int = 1, threads: int = 8, ort_threads: int | None = None):
         self.port = free_port()
+        self.connections = threading.local()
         env = {**os.environ, "HEADS_MODELS_DIR": str(models_dir), "HEADS_MODEL": model}
         if ort_threads:
             env["HEADS_ORT_THREADS"] = str(ort_threads)
@@ -68,15 +70,21 @@ class Server:
         self.ready_seconds = time.perf_counter() - started
 
     def request(self, method: str, path: str, body: dict | None = None, gzip: bool = True):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        """One request on this thread's keep-alive connection, as a browser sends them."""
+        connection = getattr(self.connections, "current", None)
+        if connection is None:
+            connection = self.connections.current = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         headers = {"Content-Type": "application/json"}
         if gzip:
             headers["Accept-Encoding"] = "gzip"
-        connection.request(method, path, json.dumps(body) if body is not None else None, headers)
-        response = connection.getresponse()
-        data = response.read()
-        connection.close()
-        return response.status, data
+        try:
+            connection.request(method, path, json.dumps(body) if body is not None else None, headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            self.connections.current = None
+            raise
 
     def worker_rss_mb(self) -> float:
         children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout.split()
@@ -113,7 +121,7 @@ def throughput(server: Server, clients: int, seconds: float, seed: int) -> dict:
                 latency = timed(server, {"text": sentence(rng)})
                 with lock:
                     latencies.append(latency)
-            except (AssertionError, OSError):
+            except (AssertionError, OSError, http.client.HTTPException):
                 with lock:
                     errors[0] += 1
 
