@@ -1,11 +1,14 @@
 """Shared fixtures: every model is built in the test run from a GPT2Config — nothing is downloaded."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from server import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TOKENIZER = REPO.parent / "shared" / "fixtures" / "gpt2-tokenizer"
@@ -82,3 +85,25 @@ def demo_int8_model(tmp_path_factory) -> Path:
     models = tmp_path_factory.mktemp("models")
     run_export("--demo", "--int8", "--name", "demo-int8", "--models-dir", models)
     return models / "demo-int8"
+
+
+# The app over tiny + wide (and a build in progress, which is not a model), for the input and security tests.
+# tests/test_api.py defines its own, with wide as the default.
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, tiny_model, wide_model):
+    models = tmp_path_factory.mktemp("served")
+    shutil.copytree(tiny_model, models / "tiny")
+    shutil.copytree(wide_model, models / "wide")
+    shutil.copytree(tiny_model, models / ".building-tiny-1")  # an export in progress is not a model
+    return models
+
+
+@pytest.fixture(scope="module")
+def app(models_dir):
+
+    return create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny"})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

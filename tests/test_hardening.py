@@ -7,31 +7,11 @@ process in tests/test_faults.py.
 
 import json
 import re
-import shutil
 
 import pytest
 
 from conftest import REPO
 from server import create_app
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, tiny_model, wide_model):
-    models = tmp_path_factory.mktemp("served")
-    shutil.copytree(tiny_model, models / "tiny")
-    shutil.copytree(wide_model, models / "wide")
-    shutil.copytree(tiny_model, models / ".building-tiny-1")  # an export in progress is not a model
-    return models
-
-
-@pytest.fixture(scope="module")
-def app(models_dir):
-    return create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny"})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
 
 def strict_json(data: bytes):
     """JSON as the browser parses it: NaN and Infinity are not JSON."""

@@ -1,28 +1,9 @@
 """The optional per-client rate limit: a token bucket per address, off by default, 429 with Retry-After."""
 
-import shutil
-
 import pytest
 
 from server import create_app
 from server.ratelimit import RateLimiter, client_address, parse_networks
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, tiny_model):
-    models = tmp_path_factory.mktemp("served")
-    shutil.copytree(tiny_model, models / "tiny")
-    return models
-
-
-@pytest.fixture(scope="module")
-def app(models_dir):
-    return create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny"})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 class FakeClock:
