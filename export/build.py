@@ -148,6 +148,16 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     step.begin(f"exporting to ONNX ({config.n_layer} layers × {config.n_head} heads)")
     onnx_path = out / "model.onnx"
     export_onnx(model, onnx_path)
+    rewrites = {}
+    if not int8:  # the int8 quantizer needs the plain Gemm(X, W) form; it gets its own speed from int8 weights
+        import onnx
+
+        from .optimize import transpose_projections
+        step.begin("rewriting projections for onnxruntime's sgemm")
+        graph = onnx.load(str(onnx_path))
+        rewrites["projections_transposed"] = transpose_projections(graph)
+        onnx.save(graph, str(onnx_path))
+        del graph
     step.begin("validating the graph against PyTorch")
     worst = validate_onnx(model, onnx_path, validation_lengths(config.n_positions))
     del model
@@ -172,6 +182,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
         "bos_token_id": bos_token_id,
         "precision": "int8" if int8 else "fp32",
         "quantization": quantization,
+        "graph_rewrites": rewrites,
         "validation": {"max_abs_diff": worst, "atol": 1e-4, "lengths": validation_lengths(config.n_positions)},
         "model_sha256": file_sha256(onnx_path),
         "versions": library_versions(),

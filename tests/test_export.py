@@ -211,3 +211,13 @@ def test_an_export_killed_between_its_two_renames_gives_the_old_model_back(tmp_p
     assert result.returncode == 2  # this export fails (no such source) ...
     assert [p.name for p in models.iterdir()] == ["tiny"]  # ... but the model it found set aside is back
     assert {p.name: p.read_bytes() for p in (models / "tiny").iterdir()} == before
+
+
+def test_fp32_projections_are_rewritten_with_the_weight_streamed_once(tiny_model):
+    """Gemm(X, W) becomes Transpose(Gemm(Wᵀ, X, transB=1)) (export/optimize.py); parity above covers the result."""
+    import onnx
+    manifest = json.loads((tiny_model / "manifest.json").read_text())
+    assert manifest["graph_rewrites"] == {"projections_transposed": 5}
+    gemms = [node for node in onnx.load(str(tiny_model / "model.onnx")).graph.node if node.op_type == "Gemm"]
+    assert len(gemms) == 5
+    assert all({a.name: a.i for a in gemm.attribute}.get("transB") == 1 for gemm in gemms)
