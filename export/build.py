@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from server.engine import file_sha256  # the same checksum the server verifies at start-up
+from server.engine import BOS_TOKEN, file_sha256  # the checksum the server verifies; the token it prepends
 from server.errors import HeadsError
 
 from .tokenizer import find_tokenizer, load_tokenizer
@@ -26,7 +26,6 @@ from .tokenizer import find_tokenizer, load_tokenizer
 log = logging.getLogger("export")
 
 MANIFEST_VERSION = 1
-BOS_TOKEN = "<|endoftext|>"
 HUB_WEIGHT_PATTERNS = (["model*.safetensors", "model.safetensors.index.json"], ["pytorch_model*.bin", "pytorch_model.bin.index.json"])
 HUB_OTHER_PATTERNS = ["config.json", "tokenizer.json", "vocab.json", "merges.txt"]
 LIBRARIES = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers", "numpy")

@@ -9,8 +9,7 @@ import numpy as np
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .engine import Attention
-from .errors import InputError
+from .errors import InputError, ModelError
 from .heads import label_heads, layer_counts
 
 bp = Blueprint("api", __name__)
@@ -33,9 +32,7 @@ def models():
     summaries = registry.summaries()
     try:
         default = registry.default_name()
-    except InputError:
-        default = None
-    except Exception:
+    except ModelError:  # none is ready; the summaries say why
         default = None
     return {"models": summaries, "default": default}
 
@@ -71,7 +68,7 @@ def compute(engine, options) -> dict:
 
 
 def describe(engine, options, ids, offsets) -> dict:
-    result = Attention([engine.display(i) for i in ids], ids, offsets, engine.run(ids))
+    result = engine.attend_ids(ids, offsets)
     n_layer, n_head, n_tokens, _ = result.attention.shape
     layer = options["layer"]
     if layer is not None and not 0 <= layer < n_layer:

@@ -76,7 +76,10 @@ class Engine:
 
     def attend(self, text: str, prepend_bos: bool = False) -> Attention:
         """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
-        ids, offsets = self.tokenize(text, prepend_bos)
+        return self.attend_ids(*self.tokenize(text, prepend_bos))
+
+    def attend_ids(self, ids: list[int], offsets: list[tuple[int, int]]) -> Attention:
+        """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long)."""
         return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids))
 
     def run(self, ids: list[int]) -> np.ndarray:

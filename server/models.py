@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from .engine import Engine
-from .errors import HeadsError, InputError, ModelError
+from .errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,3 @@ class ModelRegistry:
             summary["error"] = self.failures.get(name)
             summaries.append(summary)
         return summaries
-
-    def error_of(self, name: str) -> HeadsError | None:
-        return self.failures.get(name)
