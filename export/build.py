@@ -122,10 +122,12 @@ def download(repo_id: str) -> Path:
 
 def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Path | None,
           int8: bool, synthetic: bool) -> dict:
+    import onnx
     import torch
     from transformers import AutoConfig, GPT2Model
 
     from .graph import export_onnx, validate_onnx, validation_lengths
+    from .optimize import fold_shape_arithmetic, transpose_projections
 
     config = AutoConfig.from_pretrained(checkpoint)
     if config.model_type != "gpt2":
@@ -147,16 +149,14 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     step.begin(f"exporting to ONNX ({config.n_layer} layers × {config.n_head} heads)")
     onnx_path = out / "model.onnx"
     export_onnx(model, onnx_path)
-    rewrites = {}
+    step.begin("folding the shape arithmetic into constants")
+    graph = onnx.load(str(onnx_path))
+    rewrites = {"shape_arithmetic": fold_shape_arithmetic(graph)}
     if not int8:  # the int8 quantizer needs the plain Gemm(X, W) form; it gets its own speed from int8 weights
-        import onnx
-
-        from .optimize import transpose_projections
         step.begin("rewriting projections for onnxruntime's sgemm")
-        graph = onnx.load(str(onnx_path))
         rewrites["projections_transposed"] = transpose_projections(graph)
-        onnx.save(graph, str(onnx_path))
-        del graph
+    onnx.save(graph, str(onnx_path))
+    del graph
     step.begin("validating the graph against PyTorch")
     worst = validate_onnx(model, onnx_path, validation_lengths(config.n_positions))
     del model

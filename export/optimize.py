@@ -61,3 +61,140 @@ def drop_unused(model: onnx.ModelProto) -> None:
     kept = [init for init in model.graph.initializer if init.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
+
+
+# --- shape arithmetic ---------------------------------------------------------------------------------------
+
+SHAPE_PROBE_LENGTHS = (1, 2, 3, 17)  # sentence lengths at which the shape arithmetic is evaluated
+FOLDABLE_ELEMENTS = 4096  # a shape-derived tensor larger than this is data (a mask, a position table), not folded
+
+
+def fold_shape_arithmetic(model: onnx.ModelProto) -> dict:
+    """Replace the exporter's shape arithmetic with constants; return what was replaced.
+
+    The traced graph recomputes every view's shape at run time (Shape → Gather → Unsqueeze → Concat → Reshape,
+    about 1,000 tiny nodes for GPT-2 small), and onnxruntime pays a few microseconds for each. Only the sentence
+    length T varies, so every tensor that depends on shapes alone is evaluated at several lengths:
+    - the same at every length (the attention scale √d, a view's (-1, 768)): it becomes a constant;
+    - a Reshape's target that differs in one entry only (T, or T·batch): that entry becomes -1, which Reshape
+      infers from the element count, so the target is constant too.
+    What is left (the causal mask, the position range) depends on T for real and stays. The rewritten graph is
+    then validated against PyTorch like any other.
+    """
+    shape_only = shape_only_tensors(model)
+    producers = {output: node for node in model.graph.node for output in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {output.name for output in model.graph.output}
+    frontier = [name for name, node in producers.items()
+                if name in shape_only and node.op_type not in ("Constant", "Identity")
+                and (name in graph_outputs or any(not set(c.output) <= shape_only for c in consumers.get(name, [])))]
+    initializers = {init.name for init in model.graph.initializer}
+    reshapes = [node for node in model.graph.node if node.op_type == "Reshape" and node.input[1] not in initializers]
+    values, shapes = evaluate(model, frontier, [node.output[0] for node in reshapes], SHAPE_PROBE_LENGTHS)
+    constants = 0
+    for name in frontier:
+        probes = values.get(name)
+        if probes is None or probes[0].size > FOLDABLE_ELEMENTS:
+            continue
+        if all(np.array_equal(probes[0], probe) and probe.dtype == probes[0].dtype for probe in probes):
+            folded = add_initializer(model, f"{name}_folded", probes[0])
+            for consumer in consumers.get(name, []):
+                consumer.input[:] = [folded if i == name else i for i in consumer.input]
+            constants += 1
+    # The same function of T computed again (each layer re-derives the causal mask from its own tensors' shapes):
+    # every copy is read from the first one, and the rest becomes dead.
+    first_of: dict[tuple, str] = {}
+    shared = 0
+    for name in frontier:  # in topological order, so the first copy is computed before any reader of a later one
+        probes = values.get(name)
+        if probes is None or name in graph_outputs:
+            continue
+        key = tuple((probe.dtype.str, probe.shape, probe.tobytes()) for probe in probes)
+        if first_of.setdefault(key, name) != name:
+            for consumer in consumers.get(name, []):
+                consumer.input[:] = [first_of[key] if i == name else i for i in consumer.input]
+            shared += 1
+    reshape_targets = 0
+    for node in reshapes:
+        target = reshape_target(shapes[node.output[0]])
+        if target is not None:
+            node.input[1] = add_initializer(model, f"{node.output[0]}_target", target)
+            reshape_targets += 1
+    removed = drop_dead_nodes(model)
+    return {"constants": constants, "shared": shared, "reshape_targets": reshape_targets, "nodes_removed": removed}
+
+
+def shape_only_tensors(model: onnx.ModelProto) -> set[str]:
+    """Tensors computed from tensor shapes and constants alone, never from the token ids' values."""
+    known = {init.name for init in model.graph.initializer}
+    for node in model.graph.node:  # nodes are in topological order
+        if node.op_type in ("Shape", "Size") or all(name in known for name in node.input if name):
+            known.update(node.output)
+    return known - {init.name for init in model.graph.initializer}
+
+
+def reshape_target(shapes: list[tuple[int, ...]]) -> np.ndarray | None:
+    """The constant target giving these output shapes, one per length: the entry that varies as -1, the rest
+    as they are; None if more than one entry varies or another is empty."""
+    if len({len(shape) for shape in shapes}) != 1:
+        return None
+    table = np.array(shapes, dtype=np.int64)
+    varying = np.flatnonzero((table != table[0]).any(axis=0))
+    if len(varying) > 1 or (np.delete(table[0], varying) <= 0).any():
+        return None
+    if not len(varying):
+        return table[0]
+    target = table[0].copy()
+    target[varying[0]] = -1
+    return target
+
+
+def evaluate(model: onnx.ModelProto, names: list[str], shapes_of: list[str], lengths
+             ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[tuple[int, ...]]]]:
+    """Run the graph at each length with intermediate tensors as outputs: {name: [value at each length]} for
+    `names`, {name: [shape at each length]} for `shapes_of`."""
+    import onnxruntime as ort
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {info.name: info.type.tensor_type.elem_type for info in inferred.graph.value_info}
+    names = [name for name in names if types.get(name)]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(helper.make_tensor_value_info(name, types[name], None) for name in names)
+    shape_outputs = [f"{name}_probed_shape" for name in shapes_of]
+    probe.graph.node.extend(helper.make_node("Shape", [name], [output]) for name, output in zip(shapes_of, shape_outputs))
+    probe.graph.output.extend(helper.make_tensor_value_info(output, onnx.TensorProto.INT64, None) for output in shape_outputs)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    del probe
+    values: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    shapes: dict[str, list[tuple[int, ...]]] = {name: [] for name in shapes_of}
+    for length in lengths:
+        results = session.run(names + shape_outputs, {"input_ids": np.zeros((1, length), dtype=np.int64)})
+        for name, value in zip(names, results[:len(names)], strict=True):
+            values[name].append(np.asarray(value))
+        for name, value in zip(shapes_of, results[len(names):], strict=True):
+            shapes[name].append(tuple(int(d) for d in value))
+    return values, shapes
+
+
+def drop_dead_nodes(model: onnx.ModelProto) -> int:
+    """Remove nodes none of whose outputs is read, repeatedly, then unread initializers; return nodes removed."""
+    outputs = {output.name for output in model.graph.output}
+    before = len(model.graph.node)
+    while True:
+        used = {name for node in model.graph.node for name in node.input} | outputs
+        live = [node for node in model.graph.node if any(output in used for output in node.output)]
+        if len(live) == len(model.graph.node):
+            break
+        del model.graph.node[:]
+        model.graph.node.extend(live)
+    kept = [init for init in model.graph.initializer if init.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return before - len(model.graph.node)
