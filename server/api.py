@@ -9,6 +9,7 @@ import numpy as np
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .engine import release_freed_memory
 from .errors import InputError, ModelError
 from .heads import label_heads, layer_counts
 
@@ -64,7 +65,10 @@ def compute(engine, options) -> dict:
     if len(ids) <= current_app.config["LONG_SENTENCE_TOKENS"]:
         return describe(engine, options, ids, offsets)
     with current_app.extensions["heads.long_sentences"]:  # (L, H, T, T) at T = 1,024 is 600 MB: one at a time
-        return describe(engine, options, ids, offsets)
+        try:
+            return describe(engine, options, ids, offsets)
+        finally:  # the activations and the attention array are freed by now; without this glibc keeps them
+            release_freed_memory()
 
 
 def describe(engine, options, ids, offsets) -> dict:

@@ -151,8 +151,9 @@ def read_manifest(path: Path) -> dict:
 
 
 def release_freed_memory() -> None:
-    """Hand memory freed while loading (the parsed protobuf, unpacked weights) back to the system. glibc
-    keeps it otherwise, and a served GPT-2 small would sit ~190 MB above its model file for nothing."""
+    """Hand freed memory back to the system: after loading (the parsed protobuf, unpacked weights), and after a
+    long sentence (its activations). glibc keeps it otherwise: a served GPT-2 small would sit ~190 MB above its
+    model file after loading, and ~400 MB more after one 1,024-token sentence, for nothing."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim, nothing lost
@@ -163,6 +164,10 @@ def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
+    # onnxruntime's arena keeps the peak of the longest sentence ever run for the life of the process (+770 MB
+    # for GPT-2 small after one 1,024-token sentence); without it activations go back to malloc after each run.
+    # At T = 16 and T = 256 the two time the same (benchmarks/bench_options.py).
+    options.enable_cpu_mem_arena = False
     if threads:
         options.intra_op_num_threads = threads
     try:

@@ -240,3 +240,18 @@ def test_short_soak_has_no_errors_and_memory_levels_off(tmp_path, tiny_model):
     last = result.rss_between(warmup + 2 * third, seconds)
     assert first and last
     assert max(last) <= max(first) + 4096, (first, last)  # kB: leveled off, allowing allocator noise
+
+
+def test_a_sentence_at_the_models_limit_leaves_no_memory_behind(tmp_path, demo_model):
+    """1,024 tokens through all 144 heads needs about 1 GB at its peak (the 576 MB attention array, the
+    activations). Once answered, the worker is back within 100 MB of where it started: no onnxruntime arena
+    keeping the peak, and the memory glibc held goes back (engine.release_freed_memory)."""
+    shutil.copytree(demo_model, tmp_path / "demo")
+    with ServerProcess(tmp_path, env=SERVER_ENV) as server:
+        status, _, _ = server.request("POST", "/api/attention", {"text": "warm up"})
+        assert status == 200
+        before = server.worker_rss_kb()
+        status, _, body = server.request("POST", "/api/attention", {"text": "the" + " the" * 1023})
+        assert status == 200 and json.loads(body)["n_tokens"] == 1024
+        after = server.worker_rss_kb()
+    assert after - before < 100 * 1024, (before, after)
