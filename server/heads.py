@@ -57,6 +57,43 @@ TL_EXCLUDE_CURRENT_TOKEN = False
 WHOLE_ARRAY_BYTES = 32 * 2**20  # above this (about T = 240 for 144 heads) score layer by layer, see _analyse_by_layers
 FOCUSED = ("broadcaster", "diagonal", "previous-token", "duplicate-token", "induction")  # tie order: LABELS
 RANGES = ("local", "long-range")
+GROUPS = (FOCUSED, ("diffuse",), RANGES)  # tried in this order: the first group with a label that holds decides
+# A label the winner contains is no rival: every previous-token head is also local, and a spread-out head
+# lands mostly "far back" only because most keys are far back.
+CONTAINED = {"previous-token": ("local",), "diffuse": RANGES}
+# What each label but mixed is measured by. All heads are labelled at once (_decide), with labels as indices:
+# the label at index i is measured by strength column i, and of equal strengths the lowest index wins.
+STRENGTH_OF = {"broadcaster": "first", "diagonal": "self", "previous-token": "previous", "local": "local",
+               "long-range": "long_range", "duplicate-token": "duplicate_focus", "induction": "induction_focus",
+               "diffuse": "entropy"}
+assert LABELS == (*STRENGTH_OF, "mixed")
+MIXED, DIFFUSE = LABELS.index("mixed"), LABELS.index("diffuse")
+NO_RUNNER_UP = len(LABELS)
+LABEL_NAMES = np.array([*LABELS, None], dtype=object)  # index -> name, or None; object, so .tolist() gives str
+THRESHOLDS = np.array([DIFFUSE_ENTROPY if label == "diffuse" else DOMINANT for label in STRENGTH_OF])  # (8,)
+GROUP = np.array([[label in group for group in GROUPS] for label in STRENGTH_OF]).argmax(axis=1)  # (8,): its group
+NOT_RIVAL = np.array([[other == label or other in CONTAINED.get(label, ()) for other in STRENGTH_OF]
+                      for label in LABELS])  # (9, 8): [winner, other]
+# Why a head got its label. {0}: the share quoted (the label's strength; for a token label, the share of
+# attention on its targets; for mixed, the largest pattern's); {1}: rows with an earlier copy; {2}: that pattern.
+REASONS = {
+    "broadcaster": "{0:.0%} of attention lands on the first token",
+    "diagonal": "{0:.0%} of attention stays on the token itself",
+    "previous-token": "{0:.0%} of attention lands on the token just before",
+    "local": f"{{0:.0%}} of attention lands 1 to {LOCAL_WINDOW} tokens back (first token aside)",
+    "long-range": f"{{0:.0%}} of attention lands {LONG_RANGE_MIN_DISTANCE} or more tokens back (first token aside)",
+    "duplicate-token": "in the {1:.0f} rows whose token appeared before, {0:.0%} of attention goes to "
+                       "an earlier copy of it",
+    "induction": "in the {1:.0f} rows whose token appeared before, {0:.0%} of attention goes to "
+                 "the token that followed an earlier copy",
+    "diffuse": "attention is spread almost evenly (entropy at {0:.0%} of its maximum)",
+    "mixed": "no single pattern takes a majority; the largest is {2} at {0:.0%}",
+}
+SINK_AWARE_NOTE = " (of the attention not on the first token)"
+# Why a head has no scored row: the sentence is too short (by its length), or else (sink-aware) a pure sink.
+NOTHING_SCORED = {1: "one token gives nothing to choose from",
+                  2: "two tokens give nothing to tell apart: the previous token is also the first"}
+NOTHING_LEFT = "all attention sits on the first token; nothing is left once it is set aside"
 
 
 def duplicate_token_pattern(ids: Sequence[int]) -> np.ndarray:  # (T, T)
@@ -101,19 +138,29 @@ def head_scores(attention: np.ndarray, ids: Sequence[int], sink_aware: bool = Fa
 
 
 def label_heads(attention: np.ndarray, ids: Sequence[int], sink_aware: bool = False) -> list[list[dict]]:
-    """[layer][head] -> {"label", "confidence", "runner_up", "scores", "mean_distance_tokens", "reason"}."""
+    """[layer][head] -> {"label", "confidence", "runner_up", "scores", "mean_distance_tokens", "reason"}.
+    Decides on the exact scores; reports them rounded to 4 decimals."""
     attention = _validated(attention, ids)
     scores, evidence = _analyse_by_layers(attention, ids, sink_aware)
-    n_layers, n_heads = attention.shape[:2]
-    # Plain Python numbers, converted once per array: per-element float() and round() cost more than the scoring.
-    raw = {name: values.tolist() for name, values in scores.items()}
-    shown = {name: np.round(values, 4).tolist() for name, values in scores.items()}
-    facts = {name: np.asarray(values, dtype=np.float64).tolist() for name, values in evidence.items()}
-    return [[_label_one({name: values[layer][head] for name, values in raw.items()},
-                        {name: values[layer][head] for name, values in shown.items()},
-                        {name: values[layer][head] for name, values in facts.items()},
-                        attention.shape[-1], sink_aware)
-             for head in range(n_heads)] for layer in range(n_layers)]
+    flat = {name: np.ravel(values) for name, values in (scores | evidence).items()}  # (N,) each, N = L * H heads
+    strength = np.stack([flat[name] for name in STRENGTH_OF.values()], axis=-1, dtype=np.float64)  # (N, 8)
+    label, confidence, runner_up, largest = _decide(strength, flat["scored_rows"] == 0)
+    reasons = _reasons(label, largest, strength, flat, attention.shape[-1], sink_aware)
+    # Plain Python values, converted once per array: per-element float() and round() cost more than the scoring.
+    # And "scores" spelled out, SCORE_NAMES in order: a dict literal builds in half the time of dict(zip()).
+    shown = np.round(np.stack([flat[name] for name in (*SCORE_NAMES, "mean_distance_tokens")]), 4).tolist()
+    heads = [{"label": name, "confidence": value, "runner_up": second,
+              "scores": {"first": first, "self": self_, "previous": previous, "local": local,
+                         "long_range": long_range, "distance": distance, "entropy": entropy,
+                         "duplicate_token": duplicate_token, "induction": induction},
+              "mean_distance_tokens": distance_tokens, "reason": reason}
+             for (name, value, second, reason, first, self_, previous, local, long_range, distance, entropy,
+                  duplicate_token, induction, distance_tokens) in zip(
+                 LABEL_NAMES[label].tolist(), [round(value, 4) for value in confidence.tolist()],
+                 LABEL_NAMES[runner_up].tolist(), reasons,
+                 *shown)]
+    n_heads = attention.shape[1]
+    return [heads[start:start + n_heads] for start in range(0, len(heads), n_heads)]
 
 
 def layer_counts(labels: list[list[dict]]) -> list[dict[str, int]]:
@@ -167,7 +214,7 @@ def _position_masks(n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([local, long_range]).astype(np.float64), behind.astype(np.float64)
 
 
-def _row_mean(per_row: np.ndarray, weights: np.ndarray) -> np.ndarray:  # (L, H, T) -> (L, H)
+def _row_mean(per_row: np.ndarray, weights: np.ndarray) -> np.ndarray:  # (..., T) -> (...)
     weights = np.broadcast_to(weights, per_row.shape)
     total = weights.sum(axis=-1)
     return np.divide((per_row * weights).sum(axis=-1), total, out=np.zeros_like(total), where=total > 0)
@@ -217,13 +264,14 @@ def _analyse(attention: np.ndarray, ids, sink_aware: bool) -> tuple[dict, dict]:
     entropy = row_entropy / np.log(np.maximum(n_keys, 2))
     distance = distance_tokens / np.maximum(rows - first_key, 1)  # 1 = everything on the earliest key left
 
-    scores = {"first": first, "self": self_, "previous": previous, "local": local, "long_range": long_range,
-              "distance": distance, "entropy": entropy}
+    per_row = {"first": first, "self": self_, "previous": previous, "local": local, "long_range": long_range,
+               "distance": distance, "entropy": entropy}
+    means = _row_mean(np.stack([*per_row.values(), distance_tokens]), weights)  # (8, L, H): one call, not eight
     # The clip only absorbs float rounding (an entropy of 1 + 1e-16); the tests check the row partition unclipped.
-    scores = {name: np.clip(_row_mean(values, weights), 0.0, 1.0) for name, values in scores.items()}
+    scores = dict(zip(per_row, np.clip(means[:-1], 0.0, 1.0)))
     scores["duplicate_token"] = np.clip(tl_similarity_score(attention, duplicate), 0.0, 1.0)
     scores["induction"] = np.clip(tl_similarity_score(attention, induction), 0.0, 1.0)
-    scores["mean_distance_tokens"] = _row_mean(distance_tokens, weights)
+    scores["mean_distance_tokens"] = means[-1]
 
     evidence = {"scored_rows": np.broadcast_to(weights, first.shape).sum(axis=-1)}
     for name, on_targets, pattern in (("duplicate", on_duplicate, targets[0]), ("induction", on_induction, targets[1])):
@@ -238,66 +286,47 @@ def _analyse(attention: np.ndarray, ids, sink_aware: bool) -> tuple[dict, dict]:
     return {name: values.astype(np.float64) for name, values in scores.items()}, evidence
 
 
-def _label_one(scores: dict, shown: dict, evidence: dict, n_tokens: int, sink_aware: bool) -> dict:
-    """Decides on the exact scores; reports them rounded to 4 decimals (`shown`)."""
-    head = {"scores": {name: shown[name] for name in SCORE_NAMES},
-            "mean_distance_tokens": shown["mean_distance_tokens"]}
-    if evidence["scored_rows"] == 0:
-        if n_tokens == 1:
-            reason = "one token gives nothing to choose from"
-        elif n_tokens == 2:
-            reason = "two tokens give nothing to tell apart: the previous token is also the first"
-        else:
-            reason = "all attention sits on the first token; nothing is left once it is set aside"
-        return {"label": "mixed", "confidence": 0.0, "runner_up": None, **head, "reason": reason}
+def _decide(strength: np.ndarray, empty: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The rules of the module docstring for all heads at once. (N, 8) strengths and the (N,) heads without a
+    scored row -> (N,) label, confidence, runner-up (NO_RUNNER_UP for none) and largest pattern but diffuse."""
+    heads = np.arange(len(strength))
+    holds = (strength >= THRESHOLDS) & ~empty[:, None]
+    group = np.where(holds, GROUP, len(GROUPS)).min(axis=-1, keepdims=True)  # the first group that holds
+    label = _strongest(strength, holds & (GROUP == group))
+    label[group[:, 0] == len(GROUPS)] = MIXED
+    mixed = label == MIXED
+    largest = _strongest(strength, np.arange(MIXED) != DIFFUSE)
+    # Mixed: the attention no single pattern claims. Else: the winner's strength.
+    confidence = np.column_stack([strength, 1.0 - strength[heads, largest]])[heads, label]
 
-    strength = {"broadcaster": scores["first"], "diagonal": scores["self"], "previous-token": scores["previous"],
-                "local": scores["local"], "long-range": scores["long_range"],
-                "duplicate-token": evidence["duplicate_focus"], "induction": evidence["induction_focus"],
-                "diffuse": scores["entropy"]}
-    threshold = {label: DIFFUSE_ENTROPY if label == "diffuse" else DOMINANT for label in strength}
-    focused = [label for label in FOCUSED if strength[label] >= DOMINANT]
-    ranged = [label for label in RANGES if strength[label] >= DOMINANT]
-    if focused:
-        label = max(focused, key=strength.get)
-    elif strength["diffuse"] >= DIFFUSE_ENTROPY:
-        label = "diffuse"
-    else:
-        label = max(ranged, key=strength.get) if ranged else "mixed"
-
-    # A label the winner contains is no rival: every previous-token head is also local, and a spread-out
-    # head lands mostly "far back" only because most keys are far back.
-    contained = {"previous-token": ("local",), "diffuse": RANGES}.get(label, ())
-    rivals = {other: value for other, value in strength.items() if other not in (label, *contained)}
-    if label == "mixed":
-        largest = max((name for name in rivals if name != "diffuse"), key=rivals.get)
-        confidence = 1.0 - rivals[largest]  # the attention no single pattern claims
-        nearest = min(rivals, key=lambda name: threshold[name] - rivals[name])
-        runner_up = nearest if threshold[nearest] - rivals[nearest] <= RUNNER_UP_MARGIN else None
-        reason = f"no single pattern takes a majority; the largest is {largest} at {rivals[largest]:.0%}"
-    else:
-        confidence = strength[label]
-        best = max(rivals, key=rivals.get)
-        runner_up = best if rivals[best] > 0 and rivals[best] >= confidence - RUNNER_UP_MARGIN else None
-        reason = _reason(label, confidence, evidence)
-    if sink_aware:
-        reason += " (of the attention not on the first token)"
-    return {"label": label, "confidence": round(float(confidence), 4), "runner_up": runner_up, **head,
-            "reason": reason}
+    # Mixed: the pattern nearest its threshold, if near. Else: the strongest rival, if close to the winner.
+    short = THRESHOLDS - strength
+    nearest = np.argmin(short, axis=-1)
+    best = _strongest(strength, ~NOT_RIVAL[label])
+    best_strength = strength[heads, best]
+    close = np.where(mixed, short[heads, nearest] <= RUNNER_UP_MARGIN,
+                     (best_strength > 0) & (best_strength >= confidence - RUNNER_UP_MARGIN))
+    runner_up = np.where(close & ~empty, np.where(mixed, nearest, best), NO_RUNNER_UP)
+    return label, np.where(empty, 0.0, confidence), runner_up, largest
 
 
-def _reason(label: str, confidence: float, evidence: dict) -> str:
-    if label in ("duplicate-token", "induction"):
-        key = "duplicate" if label == "duplicate-token" else "induction"
-        target = "an earlier copy of it" if key == "duplicate" else "the token that followed an earlier copy"
-        return (f"in the {evidence[key + '_rows']:.0f} rows whose token appeared before, "
-                f"{evidence[key + '_share']:.0%} of attention goes to {target}")
-    return {
-        "broadcaster": f"{confidence:.0%} of attention lands on the first token",
-        "diagonal": f"{confidence:.0%} of attention stays on the token itself",
-        "previous-token": f"{confidence:.0%} of attention lands on the token just before",
-        "local": f"{confidence:.0%} of attention lands 1 to {LOCAL_WINDOW} tokens back (first token aside)",
-        "long-range": f"{confidence:.0%} of attention lands {LONG_RANGE_MIN_DISTANCE} or more tokens back "
-                      "(first token aside)",
-        "diffuse": f"attention is spread almost evenly (entropy at {confidence:.0%} of its maximum)",
-    }[label]
+def _strongest(strength: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """(N, 8) strengths -> (N,) the index of the strongest allowed one; of equals the first, as max() picks."""
+    return np.argmax(np.where(allowed, strength, -np.inf), axis=-1)
+
+
+def _reasons(label: np.ndarray, largest: np.ndarray, strength: np.ndarray, flat: dict, n_tokens: int,
+             sink_aware: bool) -> list[str]:
+    """Each head's reason, from _decide's label and largest pattern and label_heads's flat (N,) scores."""
+    heads = np.arange(len(label))
+    quoted = np.column_stack([strength, strength[heads, largest]])  # (N, 9): the share quoted, by label
+    quoted[:, LABELS.index("duplicate-token")] = flat["duplicate_share"]
+    quoted[:, LABELS.index("induction")] = flat["induction_share"]
+    rows = np.where(label == LABELS.index("induction"), flat["induction_rows"], flat["duplicate_rows"])
+    note = SINK_AWARE_NOTE if sink_aware else ""
+    templates = np.array([REASONS[name] + note for name in LABELS] + [NOTHING_SCORED.get(n_tokens, NOTHING_LEFT)],
+                         dtype=object)  # the last: a head without a scored row
+    template = templates[np.where(flat["scored_rows"] == 0, len(LABELS), label)]
+    return list(map(str.format, template.tolist(), quoted[heads, label].tolist(), rows.tolist(),
+                    LABEL_NAMES[largest].tolist()))
+

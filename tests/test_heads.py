@@ -88,6 +88,8 @@ def test_every_head_gets_a_known_label_and_every_layer_counts_all_its_heads(case
     for layer in labels:
         assert len(layer) == attention.shape[1]
         for head in layer:
+            assert list(head) == ["label", "confidence", "runner_up", "scores", "mean_distance_tokens", "reason"]
+            assert list(head["scores"]) == list(SCORE_NAMES)
             assert head["label"] in LABELS
             assert 0 <= head["confidence"] <= 1
             assert head["runner_up"] is None or head["runner_up"] in set(LABELS) - {head["label"]}
@@ -212,6 +214,23 @@ def test_a_tie_between_a_positional_and_a_token_pattern_goes_to_the_positional_l
     # On "a a a a" the previous token is also an earlier copy: both explain all the attention.
     head = only_head(planted(12, lambda i: [i - 1]), [7] * 12)
     assert (head["label"], head["runner_up"]) == ("previous-token", "duplicate-token")
+
+
+@pytest.mark.parametrize("shares, label, runner_up", [
+    ({"first": 0.5, "self": 0.5}, "broadcaster", "diagonal"),
+    ({"self": 0.5, "previous": 0.5}, "diagonal", "previous-token"),
+])
+def test_an_exact_tie_between_positional_labels_goes_to_the_one_listed_first(shares, label, runner_up):
+    # Exactly half each: a majority (it is "at least" 50%) for both, so the tie order of LABELS decides.
+    head = only_head(mixture(T, shares), DISTINCT)
+    assert (head["label"], head["confidence"], head["runner_up"]) == (label, 0.5, runner_up)
+
+
+def test_confidence_is_the_exact_strength_rounded_as_python_rounds_it():
+    # 0.50015 is stored as 0.500149999...: round() gives 0.5001, where rint(0.50015 * 1e4) / 1e4 gives 0.5002
+    # (the product rounds to exactly 5001.5, then to even).
+    head = only_head(mixture(T, {"first": 0.50015, "self": 0.49985}), DISTINCT)
+    assert (head["label"], head["confidence"]) == ("broadcaster", 0.5001)
 
 
 def test_the_reason_states_the_share_in_plain_words():
