@@ -1,11 +1,13 @@
 """Engine (fp32 and int8) vs transformers eager, and the machine's floor, for GPT-2 small's shape.
 
-    python benchmarks/bench_engine.py [--repeat 30] [--lengths 8,16,32,64,128] [--growth 256,512,1024]
+    python benchmarks/bench_engine.py [--rounds 12] [--lengths 8,16,32,64,128] [--growth 256,512,1024]
 
 Times `engine.attend(text)` (tokenization included) against transformers `GPT2Model` (eager attention,
 `output_attentions=True`, already-tokenized ids: the competitor gets the easier job) on the same random
 GPT-2-small-shaped checkpoint, with the same number of threads. Prints median milliseconds, their ratios,
-and the floor: max(FLOPs / measured sgemm rate, weight bytes / measured read bandwidth). Then, for long
+and the floor: max(FLOPs / measured sgemm rate, weight bytes / measured read bandwidth). The engines,
+transformers and the read-bandwidth probe take turns, round after round (common.interleaved), and each ratio
+is taken within a round: this VM's bandwidth drifts with its neighbours' load. Then, for long
 sentences, time and peak memory of attend + labelling in a fresh process per length, and a plot of latency
 against T in benchmarks/out/latency.png.
 """
@@ -13,11 +15,12 @@ against T in benchmarks/out/latency.png.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
-from common import (REPO, attention_work, exported, floor_ms, gpt2_small_checkpoint, machine_rates, median_ms,
-                    sentence_of)
+from common import (REPO, ReadProbe, attention_work, exported, floor_ms, gpt2_small_checkpoint, interleaved,
+                    sentence_of, sgemm_gflops)
 
 OUT = REPO / "benchmarks" / "out"
 
@@ -42,7 +45,8 @@ print(json.dumps({{"attend_ms": attend * 1000, "label_ms": label * 1000, "rss_be
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=12, help="rounds of the interleaved timing, per length")
+    parser.add_argument("--per-round", type=int, default=5, help="timed calls of each contender per round")
     parser.add_argument("--lengths", default="8,16,32,64,128")
     parser.add_argument("--growth", default="256,512,1024", help="long lengths for time and peak memory ('' skips)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -58,29 +62,41 @@ def main() -> None:
     fp32 = Engine.load(exported(), threads=args.threads)
     int8 = Engine.load(exported("gpt2-small-random-int8", int8=True), threads=args.threads)
     reference = GPT2Model.from_pretrained(gpt2_small_checkpoint(), attn_implementation="eager").eval()
-    gflops, read_gbs = machine_rates()
-    print(f"machine: {os.cpu_count()} cores, sgemm {gflops:.0f} GFLOP/s, read {read_gbs:.1f} GB/s; "
-          f"threads {args.threads}; torch {torch.__version__}")
+    gflops = sgemm_gflops()
+    probe = ReadProbe()
+    print(f"machine: {os.cpu_count()} cores, sgemm {gflops:.0f} GFLOP/s; threads {args.threads}; "
+          f"torch {torch.__version__}; {args.rounds} interleaved rounds × {args.per_round} calls per length")
     print()
-    print("|    T | transformers ms | engine fp32 ms | speed-up | floor ms | fp32 / floor | engine int8 ms "
-          "| int8 / fp32 | GFLOP |")
-    print("|-----:|----------------:|---------------:|---------:|---------:|-------------:|---------------:"
-          "|------------:|------:|")
+    print("|    T | transformers ms | engine fp32 ms | speed-up | read GB/s | floor ms | fp32 / floor | "
+          "engine int8 ms | int8 / fp32 | GFLOP |")
+    print("|-----:|----------------:|---------------:|---------:|----------:|---------:|-------------:|"
+          "---------------:|------------:|------:|")
     rows = []
     for n_tokens in lengths:
         text = sentence_of(n_tokens)
         ids = torch.tensor([fp32.tokenize(text)[0]])
         assert ids.shape[1] == n_tokens
-        ours = median_ms(lambda: fp32.attend(text), args.repeat)
-        quantized = median_ms(lambda: int8.attend(text), args.repeat)
         with torch.inference_mode():
-            theirs = median_ms(lambda: reference(ids, output_attentions=True), args.repeat)
-        floor = floor_ms(n_tokens, gflops, read_gbs)
-        rows.append((n_tokens, theirs, ours, quantized, floor))
-        print(f"| {n_tokens:4d} | {theirs:15.2f} | {ours:14.2f} | {theirs / ours:7.2f}× | {floor:8.2f} | "
-              f"{ours / floor:11.2f}× | {quantized:14.2f} | {quantized / ours:10.2f}× | "
-              f"{attention_work(n_tokens)[0] / 1e9:5.2f} |")
-    del fp32, int8, reference
+            times = interleaved({"fp32": lambda: fp32.attend(text), "int8": lambda: int8.attend(text),
+                                 "transformers": lambda: reference(ids, output_attentions=True),
+                                 "read": probe.read}, args.rounds, args.per_round)
+        # Per round: medians for the contenders, the best read for the floor (what the machine could do then).
+        ours, quantized, theirs = ([statistics.median(samples) for samples in times[name]]
+                                   for name in ("fp32", "int8", "transformers"))
+        read_gbs = [probe.nbytes / (min(samples) / 1000) / 1e9 for samples in times["read"]]
+        floors = [floor_ms(n_tokens, gflops, gbs) for gbs in read_gbs]
+        row = {"T": n_tokens, "theirs": statistics.median(theirs), "fp32": statistics.median(ours),
+               "int8": statistics.median(quantized), "floor": statistics.median(floors),
+               "read_gbs": statistics.median(read_gbs),
+               # ratios of the same round, then their median: the drift between rounds cancels
+               "speed_up": statistics.median(t / o for t, o in zip(theirs, ours)),
+               "over_floor": statistics.median(o / f for o, f in zip(ours, floors)),
+               "int8_share": statistics.median(q / o for q, o in zip(quantized, ours))}
+        rows.append(row)
+        print(f"| {n_tokens:4d} | {row['theirs']:15.2f} | {row['fp32']:14.2f} | {row['speed_up']:7.2f}× | "
+              f"{row['read_gbs']:9.1f} | {row['floor']:8.2f} | {row['over_floor']:11.2f}× | {row['int8']:14.2f} | "
+              f"{row['int8_share']:10.2f}× | {attention_work(n_tokens)[0] / 1e9:5.2f} |")
+    print("\n(each ms is the median over rounds of a round's median; each ratio the median of the rounds' ratios)")
 
     growth = [int(n) for n in args.growth.split(",") if n]
     if growth:
@@ -106,11 +122,11 @@ def plot(rows) -> None:
         print("\n(no plot: pip install matplotlib)")
         return
     OUT.mkdir(parents=True, exist_ok=True)
-    lengths = [row[0] for row in rows]
+    lengths = [row["T"] for row in rows]
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for index, (label, style) in enumerate((("transformers eager", "o-"), ("engine fp32", "s-"),
-                                            ("engine int8", "^-"), ("machine floor (fp32)", "k--")), start=1):
-        axes.plot(lengths, [row[index] for row in rows], style, label=label)  # row: (T, theirs, fp32, int8, floor)
+    for key, label, style in (("theirs", "transformers eager", "o-"), ("fp32", "engine fp32", "s-"),
+                              ("int8", "engine int8", "^-"), ("floor", "machine floor (fp32)", "k--")):
+        axes.plot(lengths, [row[key] for row in rows], style, label=label)
     axes.set_xscale("log", base=2)
     axes.set_yscale("log")
     axes.set_xticks(lengths, [str(n) for n in lengths])

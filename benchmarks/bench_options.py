@@ -1,17 +1,20 @@
 """What onnxruntime's knobs buy at T = 16 on GPT-2 small's shape: the evidence behind the engine's settings.
 
-    python benchmarks/bench_options.py [--repeat 40]
+    python benchmarks/bench_options.py [--rounds 10]
 
 Times one `session.run` of the exported attention graph under: the engine's settings (ORT_ENABLE_ALL, one
-thread per core, spinning on); each graph optimisation level; 1 and 2 intra-op threads; spinning off;
-prepacking off; onnxruntime's transformer optimizer (LayerNorm, GELU and bias fusions; attention fusion
-disabled, since a fused Attention op would not output the probabilities); and the graph as optimum writes it,
-before export/optimize.py puts each projection's weight on the streamed side of the product.
-Every variant's attention is checked against the engine's before it is timed.
+thread per core, spinning on, memory arena on); each graph optimisation level; 1 intra-op thread; spinning
+off; the arena off; prepacking off; onnxruntime's transformer optimizer (LayerNorm, GELU and bias fusions;
+attention fusion disabled, since a fused Attention op would not output the probabilities); and the graph as
+optimum writes it, without export/optimize.py's rewrites (the shape arithmetic folded into constants, each
+projection's weight put on the streamed side of the product), and with the first rewrite only.
+Every variant's attention is checked against the engine's before it is timed, and the variants take turns
+round after round (common.interleaved), each ratio taken within a round.
 """
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -19,16 +22,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from common import exported, median_ms
+from common import exported, interleaved
 
 LEVELS = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 
-def session(path, level="all", threads=None, **entries):
+def session(path, level="all", threads=None, arena=True, **entries):
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = arena
     if threads:
         options.intra_op_num_threads = threads
     for key, value in entries.items():
@@ -47,7 +51,7 @@ def transformer_optimized(path, out):
 
 
 def plain_export(out):
-    """The graph as optimum writes it, before export/optimize.py transposes the projections."""
+    """The graph as optimum writes it, before export/optimize.py rewrites it."""
     from transformers import GPT2Model
 
     from common import gpt2_small_checkpoint
@@ -57,52 +61,65 @@ def plain_export(out):
     return out
 
 
+def folded_only(plain, out):
+    """optimum's graph with the shape arithmetic folded, the projections left as they are."""
+    import onnx
+
+    from export.optimize import fold_shape_arithmetic
+    graph = onnx.load(str(plain))
+    fold_shape_arithmetic(graph)
+    onnx.save(graph, str(out))
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=40)
-    parser.add_argument("--lengths", default="1,8,16,64", help="T values for the plain-vs-transposed comparison")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--per-round", type=int, default=5)
+    parser.add_argument("--lengths", default="1,8,16,64,256", help="T values for the graph comparison")
     args = parser.parse_args()
     path = exported() / "model.onnx"
     ids = {"input_ids": np.full((1, 16), 262, dtype=np.int64)}
-    scratch = tempfile.mkdtemp(prefix="bench-options-")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-options-"))
+    plain = plain_export(scratch / "plain.onnx")
+    graphs = {"engine (folded, projections transposed)": session(path),
+              "optimum's graph as exported": session(plain),
+              "shape arithmetic folded only": session(folded_only(plain, scratch / "folded.onnx"))}
+    engine = graphs["engine (folded, projections transposed)"]
     variants = {
-        "engine settings (all, threads = cores, spinning)": lambda: session(path),
-        "optimisation level: disabled": lambda: session(path, "disabled"),
-        "optimisation level: basic": lambda: session(path, "basic"),
-        "optimisation level: extended": lambda: session(path, "extended"),
-        "1 intra-op thread": lambda: session(path, threads=1),
-        f"{os.cpu_count()} intra-op threads, spinning off": lambda: session(
+        "engine settings (all, threads = cores, spinning, arena)": engine,
+        "optimisation level: disabled": session(path, "disabled"),
+        "optimisation level: basic": session(path, "basic"),
+        "optimisation level: extended": session(path, "extended"),
+        "1 intra-op thread": session(path, threads=1),
+        f"{os.cpu_count()} intra-op threads, spinning off": session(
             path, threads=os.cpu_count(), session__intra_op__allow_spinning="0"),
-        "prepacking off": lambda: session(path, session__disable_prepacking="1"),
-        "transformer optimizer (no attention fusion)": lambda: session(
-            transformer_optimized(path, os.path.join(scratch, "optimized.onnx"))),
-        "projections not transposed (optimum's plain Gemm)": lambda: session(
-            plain_export(Path(scratch) / "plain.onnx")),
+        "memory arena off": session(path, arena=False),
+        "prepacking off": session(path, session__disable_prepacking="1"),
+        "transformer optimizer (no attention fusion)": session(transformer_optimized(path, scratch / "optimized.onnx")),
+        "optimum's graph as exported": graphs["optimum's graph as exported"],
     }
-    reference = None
-    print("| variant (T = 16, GPT-2 small shape) | median ms | vs engine |")
-    print("|---|---:|---:|")
-    for name, make in variants.items():
-        current = make()
-        attention = np.stack(current.run(None, ids))
-        if reference is None:
-            reference, base = attention, None
-        assert np.abs(attention - reference).max() < 1e-4, name
-        ms = median_ms(lambda: current.run(None, ids), args.repeat)
-        base = base or ms
-        print(f"| {name} | {ms:.2f} | {ms / base:.2f}× |")
-        del current
-
-    # The one rewrite that pays, across sentence lengths: it loses at T = 1 and wins from about T = 8 on.
-    transposed, plain = session(path), session(Path(scratch) / "plain.onnx")
-    print()
-    print("| T | transposed projections ms (the engine) | plain Gemm ms | plain / transposed |")
-    print("|---:|---:|---:|---:|")
+    print(report(variants, ids, args, "variant (T = 16, GPT-2 small shape)"))
     for n_tokens in (int(n) for n in args.lengths.split(",")):
         feed = {"input_ids": np.full((1, n_tokens), 262, dtype=np.int64)}
-        ours = median_ms(lambda: transposed.run(None, feed), args.repeat)
-        theirs = median_ms(lambda: plain.run(None, feed), args.repeat)
-        print(f"| {n_tokens} | {ours:.2f} | {theirs:.2f} | {theirs / ours:.2f}× |")
+        print()
+        print(report(graphs, feed, args, f"graph, T = {n_tokens}"))
+
+
+def report(sessions: dict, feed: dict, args, title: str) -> str:
+    """A table of each session's median ms and its ratio to the first, all checked against the first."""
+    reference = np.stack(next(iter(sessions.values())).run(None, feed))
+    for name, current in sessions.items():
+        assert np.abs(np.stack(current.run(None, feed)) - reference).max() < 1e-4, name
+    times = interleaved({name: (lambda current=current: current.run(None, feed)) for name, current in sessions.items()},
+                        args.rounds, args.per_round)
+    medians = {name: [statistics.median(samples) for samples in rounds] for name, rounds in times.items()}
+    base = next(iter(medians.values()))
+    lines = [f"| {title} | median ms | vs the first |", "|---|---:|---:|"]
+    for name, rounds in medians.items():
+        ratio = statistics.median(ours / first for ours, first in zip(rounds, base))
+        lines.append(f"| {name} | {statistics.median(rounds):.2f} | {ratio:.2f}× |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

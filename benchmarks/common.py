@@ -39,7 +39,7 @@ def exported(name: str = "gpt2-small-random", int8: bool = False) -> Path:  # in
     return target
 
 
-def median_ms(function, repeat: int, warmup: int = 3) -> float:
+def times_ms(function, repeat: int, warmup: int = 3) -> list[float]:
     for _ in range(warmup):
         function()
     times = []
@@ -47,7 +47,42 @@ def median_ms(function, repeat: int, warmup: int = 3) -> float:
         started = time.perf_counter()
         function()
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def median_ms(function, repeat: int, warmup: int = 3) -> float:
+    return statistics.median(times_ms(function, repeat, warmup))
+
+
+def interleaved(contenders: dict, rounds: int, per_round: int, settle_s: float = 0.05) -> dict[str, list[list[float]]]:
+    """{name: [each round's times in ms]}: each round times every contender in turn, so all of them see the
+    same machine. This VM's memory bandwidth drifts by ±15% within minutes (its neighbours); timing one thing
+    after another would put that drift into the ratios. Each block starts with an untimed call after a pause,
+    so one contender's onnxruntime threads, still spinning, don't steal a core from the next."""
+    results = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, function in contenders.items():
+            time.sleep(settle_s)
+            results[name].append(times_ms(function, per_round, warmup=1))
+    return results
+
+
+class ReadProbe:
+    """Reads 512 MB the fastest way numpy can: one chunk per core, each summed by its own thread (numpy drops
+    the GIL). Timed beside the engine (see interleaved), its best time gives the read bandwidth of that moment."""
+
+    def __init__(self, megabytes: int = 512):
+        import numpy as np
+        self.chunks = np.array_split(np.ones(megabytes * 2**20 // 4, dtype=np.float32), os.cpu_count())
+        self.nbytes = megabytes * 2**20
+
+    def read(self) -> None:
+        import threading
+
+        import numpy as np
+        threads = [threading.Thread(target=np.add.reduce, args=(chunk,)) for chunk in self.chunks]
+        [thread.start() for thread in threads]
+        [thread.join() for thread in threads]
 
 
 def sentence_of(n_tokens: int) -> str:
@@ -57,40 +92,26 @@ def sentence_of(n_tokens: int) -> str:
 
 # --- the machine's floor ------------------------------------------------------------------------------------
 
-FLOOR_PROBE = r"""
-import time, numpy as np, threading
+SGEMM_PROBE = r"""
+import time, numpy as np
 n = 2048
 a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
 a @ b
 best = float("inf")
 for _ in range(5):
     t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
-gflops = 2 * n**3 / best / 1e9
-# Read bandwidth: sum a 512 MB array in as many chunks as cores, each summed by its own thread (numpy drops the GIL).
-import os
-cores = os.cpu_count()
-big = np.ones(128 * 1024 * 1024, dtype=np.float32)
-chunks = np.array_split(big, cores)
-def read():
-    threads = [threading.Thread(target=np.add.reduce, args=(c,)) for c in chunks]
-    [t.start() for t in threads]; [t.join() for t in threads]
-read()
-best_read = float("inf")
-for _ in range(5):
-    t = time.perf_counter(); read(); best_read = min(best_read, time.perf_counter() - t)
-print(gflops, big.nbytes / best_read / 1e9)
+print(2 * n**3 / best / 1e9)
 """
 
 
-def machine_rates() -> tuple[float, float]:
-    """(sgemm GFLOP/s, memory read GB/s), measured with numpy on all cores.
+def sgemm_gflops() -> float:
+    """The machine's sgemm rate on all cores, with numpy (OpenBLAS).
 
     OPENBLAS_CORETYPE pins an older kernel on some machines here; the floor is what the machine can do, so the
     probe runs without it (in its own process; the engine and tests are untouched)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
-    output = subprocess.run([sys.executable, "-c", FLOOR_PROBE], env=env, capture_output=True, text=True, check=True)
-    gflops, read_gbs = map(float, output.stdout.split())
-    return gflops, read_gbs
+    output = subprocess.run([sys.executable, "-c", SGEMM_PROBE], env=env, capture_output=True, text=True, check=True)
+    return float(output.stdout)
 
 
 def attention_work(n_tokens: int, n_layer=12, n_embd=768) -> tuple[float, float]:
