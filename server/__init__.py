@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from . import ratelimit
 from .cache import ByteLRU
 from .config import DEFAULTS, from_environment
+from .engine import limit_malloc_arenas
 from .errors import HeadsError
 from .models import ModelRegistry
 
@@ -38,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     registry = ModelRegistry(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MAX_TOKENS"],
                              app.config["MAX_TEXT_CHARS"], app.config["ORT_THREADS"])
     log_to_stderr_unless_configured()
+    limit_malloc_arenas()
     registry.load_all()
     report_models(registry)
     app.extensions["heads.models"] = registry
