@@ -127,7 +127,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     from transformers import AutoConfig, GPT2Model
 
     from .graph import export_onnx, validate_onnx, validation_lengths
-    from .optimize import fold_shape_arithmetic, transpose_projections
+    from .optimize import drop_identity_casts, fold_shape_arithmetic, transpose_projections
 
     config = AutoConfig.from_pretrained(checkpoint)
     if config.model_type != "gpt2":
@@ -149,9 +149,9 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     step.begin(f"exporting to ONNX ({config.n_layer} layers × {config.n_head} heads)")
     onnx_path = out / "model.onnx"
     export_onnx(model, onnx_path)
-    step.begin("folding the shape arithmetic into constants")
+    step.begin("folding shape arithmetic and identity casts out of the graph")
     graph = onnx.load(str(onnx_path))
-    rewrites = {"shape_arithmetic": fold_shape_arithmetic(graph)}
+    rewrites = {"shape_arithmetic": fold_shape_arithmetic(graph), "identity_casts_dropped": drop_identity_casts(graph)}
     if not int8:  # the int8 quantizer needs the plain Gemm(X, W) form; it gets its own speed from int8 weights
         step.begin("rewriting projections for onnxruntime's sgemm")
         rewrites["projections_transposed"] = transpose_projections(graph)

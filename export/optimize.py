@@ -63,6 +63,33 @@ def drop_unused(model: onnx.ModelProto) -> None:
     model.graph.initializer.extend(kept)
 
 
+def drop_identity_casts(model: onnx.ModelProto) -> int:
+    """Remove Casts to the type their input already has; return how many.
+
+    The traced attention casts the softmax to the value's dtype (float to float), and that Cast is what
+    produces each `attentions.i` output, so onnxruntime cannot remove it: every probability is copied once
+    more, 50 MB a layer at T = 1,024. Where a Cast's output is a graph output, its input takes that name."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {info.name: info.type.tensor_type.elem_type
+             for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    graph_outputs = {output.name for output in model.graph.output}
+    dropped = 0
+    for cast in [node for node in model.graph.node if node.op_type == "Cast"]:
+        target = next(helper.get_attribute_value(a) for a in cast.attribute if a.name == "to")
+        source, result = cast.input[0], cast.output[0]
+        producer = next((node for node in model.graph.node if source in node.output), None)
+        if types.get(source) != target or producer is None or source in graph_outputs:
+            continue
+        old, new = (source, result) if result in graph_outputs else (result, source)
+        model.graph.node.remove(cast)
+        for node in model.graph.node:  # one rename at a time, so chained Casts stay consistent
+            node.input[:] = [new if name == old else name for name in node.input]
+            node.output[:] = [new if name == old else name for name in node.output]
+        types[result] = target
+        dropped += 1
+    return dropped
+
+
 # --- shape arithmetic ---------------------------------------------------------------------------------------
 
 SHAPE_PROBE_LENGTHS = (1, 2, 3, 17)  # sentence lengths at which the shape arithmetic is evaluated

@@ -239,6 +239,15 @@ def test_shape_arithmetic_is_folded_once_per_graph_not_per_layer(tiny_model, wid
     assert counts[tiny_model.name] == counts[wide_model.name]
 
 
+def test_each_attention_output_is_written_by_its_softmax_not_copied_by_a_cast(tiny_model):
+    """The trace casts each softmax float to float; export/optimize.drop_identity_casts removes those copies."""
+    import onnx
+    graph = onnx.load(str(tiny_model / "model.onnx")).graph
+    producers = {output: node.op_type for node in graph.node for output in node.output}
+    assert [producers[output.name] for output in graph.output] == ["Softmax"] * len(graph.output)
+    assert json.loads((tiny_model / "manifest.json").read_text())["graph_rewrites"]["identity_casts_dropped"] > 0
+
+
 @pytest.mark.parametrize("shapes, target", [
     ([(1, 1, 768), (1, 2, 768), (1, 17, 768)], [1, -1, 768]),  # T varies: inferred from the element count
     ([(1, 1, 12, 64), (1, 5, 12, 64)], [1, -1, 12, 64]),
