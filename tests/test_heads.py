@@ -120,6 +120,31 @@ def test_sink_aware_scores_give_the_first_token_nothing_and_split_what_is_left(c
     assert np.all(np.isclose(total, 1.0, atol=1e-9) | np.isclose(total, 0.0, atol=1e-9))
 
 
+@pytest.mark.parametrize("sink_aware", [False, True])
+@settings(max_examples=100, deadline=None)
+@given(case=attention_and_ids())
+def test_the_tl_scores_are_tl_similarity_score_with_the_public_patterns(case, sink_aware):
+    # The scorer builds both patterns in one comparison; they must stay the ones documented and exported.
+    attention, ids = case
+    scores = head_scores(attention, ids, sink_aware)
+    if sink_aware:  # the same view of the attention the scorer takes: first column out, rows renormalised
+        attention = attention.copy()
+        attention[..., 0] = 0.0
+        remaining = attention.sum(axis=-1, keepdims=True)
+        attention /= np.where(remaining > 1e-6, remaining, 1.0)
+    for name, pattern in (("duplicate_token", duplicate_token_pattern(ids)), ("induction", induction_pattern(ids))):
+        np.testing.assert_allclose(scores[name], np.clip(tl_similarity_score(attention, pattern), 0, 1), atol=1e-12)
+
+
+def test_a_slightly_negative_weight_adds_nothing_to_the_entropy():
+    # Validation lets float noise below zero through; there, as for a zero weight, p log p must count as 0.
+    zeroed = planted(T, lambda i: range(i + 1))
+    zeroed[0, 0, 5] = [0.25] * 4 + [0.0] * (T - 4)
+    nudged = zeroed.copy()
+    nudged[0, 0, 5, 4] = -1e-5  # the row now sums to 1 - 1e-5, within the tolerance
+    assert head_scores(nudged, DISTINCT)["entropy"][0, 0] == head_scores(zeroed, DISTINCT)["entropy"][0, 0]
+
+
 # ---- planted heads -----------------------------------------------------------------------------------
 
 T = 32

@@ -10,7 +10,6 @@ Two roles can only show on some sentences, and that is part of their definition,
 
 import json
 
-import numpy as np
 import pytest
 
 from conftest import TROPHY
