@@ -130,13 +130,16 @@ def throughput(server: Server, clients: int, seconds: float, seed: int) -> dict:
                     errors[0] += 1
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), time.process_time()
     [t.start() for t in threads]
     [t.join() for t in threads]
     elapsed = time.perf_counter() - started
+    # The clients share the 2 cores with the server: what they use is not there for the server to use.
+    client_cores = (time.process_time() - cpu_before) / elapsed
     latencies.sort()
     return {"rate": len(latencies) / elapsed, "p50": statistics.median(latencies),
-            "p95": latencies[int(0.95 * (len(latencies) - 1))], "errors": errors[0], "requests": len(latencies)}
+            "p95": latencies[int(0.95 * (len(latencies) - 1))], "errors": errors[0], "requests": len(latencies),
+            "client_cores": client_cores}
 
 
 def transformers_rss_mb() -> float:
@@ -171,7 +174,7 @@ def main():
         file_mb = os.path.getsize(model_dir / "model.onnx") / 2**20
         rng = random.Random(1)
         single = Engine.load(model_dir, threads=1)
-        compute_ms = median_ms(lambda: single.attend(sentence(rng)), 40)  # one core's time per request
+        compute_before = median_ms(lambda: single.attend(sentence(rng)), 40)  # one core's time per request
 
         alone = Path(tempfile.mkdtemp(prefix="bench-models-"))  # the server loads every model it finds
         (alone / name).symlink_to(model_dir)
@@ -200,6 +203,8 @@ def main():
         spread = Server(alone, name, workers=cores, threads=4, ort_threads=1)
         busy_spread = throughput(spread, args.clients, args.seconds, seed=3)
         spread.stop()
+        # Measured again after the load: this VM drifts by minutes. The faster of the two makes the stricter ideal.
+        compute_ms = min(compute_before, median_ms(lambda: single.attend(sentence(rng)), 40))
 
         ideal = cores / (compute_ms / 1000)
         rows.append((name, engine_ms, uncached_ms, ratio, statistics.median(cached),
@@ -213,14 +218,14 @@ def main():
         print(f"| {name} | {engine_ms:.2f} | {p50:.2f} | {ratio:.2f}× | {cached_p50:.2f} | "
               f"{payload / 1024:.1f} |")
     print()
-    print("| model | config | req/s | ideal req/s | % of ideal (≥ 80) | p50 ms | p95 ms | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| model | config | req/s | ideal req/s | % of ideal (≥ 80) | p50 ms | p95 ms | errors | clients' CPU (cores) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, *_, busy, spread, ideal, compute_ms, _, _, _, _ in rows:
         for config, result in ((f"1 worker × 8 threads, ORT {cores} threads", busy),
                                (f"{cores} workers × 4 threads, ORT 1 thread", spread)):
             print(f"| {name} | {config} | {result['rate']:.1f} | {ideal:.1f} | {100 * result['rate'] / ideal:.0f}% | "
-                  f"{result['p50']:.1f} | {result['p95']:.1f} | {result['errors']} |")
-    print(f"\n(ideal = {cores} cores ÷ single-thread compute per request: "
+                  f"{result['p50']:.1f} | {result['p95']:.1f} | {result['errors']} | {result['client_cores']:.2f} |")
+    print(f"\n(ideal = {cores} cores ÷ single-thread compute per request, the faster of before and after the load: "
           + ", ".join(f"{row[0]} {row[9]:.1f} ms" for row in rows) + ")")
     print()
     print("| model | model file MB | server RSS idle MB | after load test MB | over file MB | transformers RSS MB "
