@@ -15,11 +15,7 @@ from onnx import helper, numpy_helper
 
 def transpose_projections(model: onnx.ModelProto) -> int:
     """Rewrite Gemm(X, W, b) with constant W, b as Transpose(Gemm(Wᵀ, X, b as a column, transB=1)); return how many."""
-    initializers = {init.name: init for init in model.graph.initializer}
-    # The exporter shares identical tensors (GPT-2's zero biases at initialisation, say) through Identity nodes.
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in initializers:
-            initializers[node.output[0]] = initializers[node.input[0]]
+    initializers = constant_tensors(model)
     nodes, rewritten = [], 0
     for node in model.graph.node:
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -41,6 +37,16 @@ def transpose_projections(model: onnx.ModelProto) -> int:
     model.graph.node.extend(nodes)
     drop_unused(model)
     return rewritten
+
+
+def constant_tensors(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    """{name: initializer} for every name that holds one: the exporter shares identical tensors (GPT-2's zero
+    biases at initialisation, the demo model's zero weights) through Identity nodes, so those names count too."""
+    initializers = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in initializers:
+            initializers[node.output[0]] = initializers[node.input[0]]
+    return initializers
 
 
 def add_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> str:

@@ -16,6 +16,8 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+from .optimize import constant_tensors, drop_unused
+
 QUANTIZED_OPS = ("MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul")
 ERROR_CHECK_LENGTHS = (8, 32)  # sentences compared between fp32 and int8 for the reported error
 ERROR_CHECK_SEED = 0
@@ -23,7 +25,7 @@ ERROR_CHECK_SEED = 0
 
 def gemm_to_matmul(model: onnx.ModelProto) -> int:
     """Rewrite Gemm(A, W, b) with constant W (alpha = beta = 1) as MatMul(A, W) + b; return how many."""
-    initializers = {init.name: init for init in model.graph.initializer}
+    initializers = constant_tensors(model)
     rewritten, nodes = 0, []
     for node in model.graph.node:
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -31,7 +33,7 @@ def gemm_to_matmul(model: onnx.ModelProto) -> int:
                 or attributes.get("alpha", 1.0) != 1.0 or attributes.get("beta", 1.0) != 1.0):
             nodes.append(node)
             continue
-        weight_name = node.input[1]
+        weight_name = initializers[node.input[1]].name  # the initializer itself: the quantizer skips an alias
         if attributes.get("transB", 0):
             weight = numpy_helper.to_array(initializers[weight_name]).T
             weight_name = f"{weight_name}_transposed"
@@ -44,6 +46,7 @@ def gemm_to_matmul(model: onnx.ModelProto) -> int:
         rewritten += 1
     del model.graph.node[:]
     model.graph.node.extend(nodes)
+    drop_unused(model)  # the Identity aliases now read by nothing
     return rewritten
 
 

@@ -2,7 +2,9 @@
 
 A request names a model; the name is looked up among the directories found by the scan, never joined to a
 path, so no request can reach outside MODELS_DIR. A model that fails to load is reported (with the engine's
-message) and skipped; the others keep serving.
+message) and skipped; the others keep serving. The failure is remembered until the model's directory changes
+(a re-export, a repaired file): a request naming a broken model is answered at once, without hashing its
+graph again, and a repaired one is picked up without a restart.
 """
 
 import json
@@ -26,6 +28,7 @@ class ModelRegistry:
         self.engine_options = dict(max_tokens=max_tokens, max_chars=max_chars, threads=threads)
         self.engines: dict[str, Engine] = {}
         self.failures: dict[str, str] = {}
+        self.failed_as: dict[str, tuple] = {}  # name -> the directory's fingerprint when it failed
         self.lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -54,11 +57,15 @@ class ModelRegistry:
             raise InputError(f"no model named {shown!r}; available: {available}", status=404)
         with self.lock:
             if name not in self.engines:
+                path = self.models_dir / name
+                if name in self.failed_as and self.failed_as[name] == fingerprint(path):
+                    raise ModelError(f"model {name!r} cannot be used: {self.failures[name]}", status=503)
                 try:
-                    self.engines[name] = Engine.load(self.models_dir / name, **self.engine_options)
+                    self.engines[name] = Engine.load(path, **self.engine_options)
                     self.failures.pop(name, None)
+                    self.failed_as.pop(name, None)
                 except ModelError as err:
-                    self.failures[name] = str(err)
+                    self.failures[name], self.failed_as[name] = str(err), fingerprint(path)
                     raise ModelError(f"model {name!r} cannot be used: {err}", status=503) from None
             return self.engines[name]
 
@@ -85,3 +92,13 @@ class ModelRegistry:
             summary["error"] = self.failures.get(name)
             summaries.append(summary)
         return summaries
+
+
+def fingerprint(path: Path) -> tuple:
+    """What changes when a model directory is replaced or any file in it is written: inodes, sizes, times."""
+    try:
+        files = sorted((entry.name, entry.stat().st_ino, entry.stat().st_size, entry.stat().st_mtime_ns)
+                       for entry in path.iterdir())
+        return path.stat().st_ino, path.stat().st_mtime_ns, tuple(files)
+    except OSError:
+        return ()

@@ -208,6 +208,28 @@ def test_a_broken_model_is_reported_and_the_others_still_serve(tmp_path, tiny_mo
     assert response.status_code == 503 and "model 'broken' cannot be used" in response.json["error"]
 
 
+def test_a_broken_model_is_not_loaded_again_until_its_directory_changes(tmp_path, tiny_model, monkeypatch):
+    """Each load hashes the whole graph (0.3 s at GPT-2 size): a client naming a broken model over and over must
+    not make the server do that over and over. A repaired model is served without a restart."""
+    shutil.copytree(tiny_model, tmp_path / "good")
+    shutil.copytree(tiny_model, tmp_path / "broken")
+    (tmp_path / "broken" / "model.onnx").write_bytes(b"not onnx")
+    loads = []
+    real_load = Engine.load.__func__
+    monkeypatch.setattr(Engine, "load", classmethod(lambda cls, path, **kw: loads.append(path.name) or
+                                                    real_load(cls, path, **kw)))
+    client = create_app({"MODELS_DIR": str(tmp_path), "DEFAULT_MODEL": "good"}).test_client()
+    assert sorted(loads) == ["broken", "good"]  # at start-up
+    for _ in range(3):
+        response = client.post("/api/attention", json={"text": "x", "model": "broken"})
+        assert response.status_code == 503 and "does not match the checksum" in response.json["error"]
+    assert sorted(loads) == ["broken", "good"]  # the failure was remembered, not re-derived
+    shutil.copyfile(tiny_model / "model.onnx", tmp_path / "broken" / "model.onnx")  # repaired in place
+    response = client.post("/api/attention", json={"text": "x", "model": "broken"})
+    assert response.status_code == 200 and response.json["model"] == "broken"
+    assert loads.count("broken") == 2
+
+
 def test_no_models_gives_a_clear_error(tmp_path):
     client = create_app({"MODELS_DIR": str(tmp_path / "empty")}).test_client()
     assert client.get("/api/models").json == {"models": [], "default": None}
