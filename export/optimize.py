@@ -41,7 +41,7 @@ def transpose_projections(model: onnx.ModelProto) -> int:
         rewritten += 1
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    drop_unused(model)
+    drop_dead_nodes(model)  # the Identity aliases of the untransposed weights, and those weights
     return rewritten
 
 
@@ -60,19 +60,12 @@ def add_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> str
     return name
 
 
-def drop_unused(model: onnx.ModelProto) -> None:
-    """Remove Identity nodes and initializers that nothing reads any more (the untransposed weights)."""
-    outputs = {output.name for output in model.graph.output}
-    while True:
-        used = {name for node in model.graph.node for name in node.input} | outputs
-        dead = [node for node in model.graph.node if node.op_type == "Identity" and node.output[0] not in used]
-        if not dead:
-            break
-        for node in dead:
-            model.graph.node.remove(node)
-    kept = [init for init in model.graph.initializer if init.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
+def element_types(model: onnx.ModelProto) -> dict[str, int]:
+    """{tensor name: its ONNX element type}: the graph's inputs and outputs, and every tensor between them whose
+    type shape inference can tell."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    return {info.name: info.type.tensor_type.elem_type
+            for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
 
 
 def drop_identity_casts(model: onnx.ModelProto) -> int:
@@ -81,9 +74,7 @@ def drop_identity_casts(model: onnx.ModelProto) -> int:
     The traced attention casts the softmax to the value's dtype (float to float), and that Cast is what
     produces each `attentions.i` output, so onnxruntime cannot remove it: every probability is copied once
     more, 50 MB a layer at T = 1,024. Where a Cast's output is a graph output, its input takes that name."""
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {info.name: info.type.tensor_type.elem_type
-             for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    types = element_types(model)
     graph_outputs = {output.name for output in model.graph.output}
     dropped = 0
     for cast in [node for node in model.graph.node if node.op_type == "Cast"]:
@@ -97,7 +88,6 @@ def drop_identity_casts(model: onnx.ModelProto) -> int:
         for node in model.graph.node:  # one rename at a time, so chained Casts stay consistent
             node.input[:] = [new if name == old else name for name in node.input]
             node.output[:] = [new if name == old else name for name in node.output]
-        types[result] = target
         dropped += 1
     return dropped
 
@@ -197,8 +187,7 @@ def evaluate(model: onnx.ModelProto, names: list[str], shapes_of: list[str], len
     `names`, {name: [shape at each length]} for `shapes_of`."""
     import onnxruntime as ort
 
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {info.name: info.type.tensor_type.elem_type for info in inferred.graph.value_info}
+    types = element_types(model)
     names = [name for name in names if types.get(name)]
     probe = onnx.ModelProto()
     probe.CopyFrom(model)

@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
-from .optimize import constant_tensors, drop_unused
+from .optimize import constant_tensors, drop_dead_nodes
 
 QUANTIZED_OPS = ("MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul")
 ERROR_CHECK_LENGTHS = (8, 32)  # sentences compared between fp32 and int8 for the reported error
@@ -46,7 +46,7 @@ def gemm_to_matmul(model: onnx.ModelProto) -> int:
         rewritten += 1
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    drop_unused(model)  # the Identity aliases now read by nothing
+    drop_dead_nodes(model)  # the Identity aliases now read by nothing
     return rewritten
 
 

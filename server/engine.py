@@ -164,20 +164,27 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     to 8 per core), and each keeps its own freed pieces: a worker with 8 threads grew 28 MB under load, 15 with
     2 arenas (benchmarks/bench_server.py). Python's small objects don't use malloc, so there is little to
     contend for."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
-    except (OSError, AttributeError):  # not glibc: its allocator, its policy
-        pass
+    if glibc := _glibc():
+        glibc.mallopt(M_ARENA_MAX, arenas)
 
 
 def release_freed_memory() -> None:
     """Hand freed memory back to the system: after loading (the parsed protobuf, unpacked weights), and after a
     long sentence (its activations). glibc keeps it otherwise: a served GPT-2 small would sit ~190 MB above its
     model file after loading, and ~400 MB more after one 1,024-token sentence, for nothing."""
+    if glibc := _glibc():
+        glibc.malloc_trim(0)
+
+
+@lru_cache(maxsize=1)
+def _glibc() -> ctypes.CDLL | None:
+    """glibc, whose allocator the two functions above tune; None elsewhere (macOS, musl), where there is
+    nothing to tune and nothing lost."""
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim, nothing lost
-        pass
+        glibc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return glibc if hasattr(glibc, "mallopt") and hasattr(glibc, "malloc_trim") else None
 
 
 def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:

@@ -97,8 +97,9 @@ class ModelRegistry:
 def fingerprint(path: Path) -> tuple:
     """What changes when a model directory is replaced or any file in it is written: inodes, sizes, times."""
     try:
-        files = sorted((entry.name, entry.stat().st_ino, entry.stat().st_size, entry.stat().st_mtime_ns)
-                       for entry in path.iterdir())
-        return path.stat().st_ino, path.stat().st_mtime_ns, tuple(files)
+        stats = [(entry.name, entry.stat()) for entry in path.iterdir()]
+        directory = path.stat()
     except OSError:
         return ()
+    return (directory.st_ino, directory.st_mtime_ns,
+            tuple(sorted((name, stat.st_ino, stat.st_size, stat.st_mtime_ns) for name, stat in stats)))

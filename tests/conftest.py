@@ -100,7 +100,6 @@ def models_dir(tmp_path_factory, tiny_model, wide_model):
 
 @pytest.fixture(scope="module")
 def app(models_dir):
-
     return create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny"})
 
 

@@ -25,12 +25,7 @@ def models_dir(tmp_path_factory, tiny_model, wide_model):
 
 @pytest.fixture(scope="module")
 def app(models_dir):
-    return create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "wide"})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+    return create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "wide"})  # conftest's `client` uses it
 
 
 def unpack(packed: dict) -> np.ndarray:
