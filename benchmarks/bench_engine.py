@@ -27,8 +27,8 @@ OUT = REPO / "benchmarks" / "out"
 GROWTH_PROBE = r"""
 import json, sys, time
 sys.path.insert(0, {repo!r})
-from server.engine import Engine
-from server.heads import label_heads
+from twelve_heads.server.engine import Engine
+from twelve_heads.server.heads import label_heads
 engine = Engine.load({model!r})
 text = "the" + " the" * ({n} - 1)
 engine.attend("warm up")
@@ -56,7 +56,7 @@ def main() -> None:
     import torch
     from transformers import GPT2Model
 
-    from server.engine import Engine
+    from twelve_heads.server.engine import Engine
 
     torch.set_num_threads(args.threads)
     fp32 = Engine.load(exported(), threads=args.threads)

@@ -56,7 +56,7 @@ def plain_export(out):
 
     from common import gpt2_small_checkpoint
     sys.path.insert(0, str(exported().parents[3]))
-    from export.graph import export_onnx
+    from twelve_heads.export.graph import export_onnx
     export_onnx(GPT2Model.from_pretrained(gpt2_small_checkpoint(), attn_implementation="eager").eval(), out)
     return out
 
@@ -65,7 +65,7 @@ def folded_only(plain, out):
     """optimum's graph with the shape arithmetic folded, the projections left as they are."""
     import onnx
 
-    from export.optimize import fold_shape_arithmetic
+    from twelve_heads.export.optimize import fold_shape_arithmetic
     graph = onnx.load(str(plain))
     fold_shape_arithmetic(graph)
     onnx.save(graph, str(out))

@@ -81,10 +81,10 @@ PROBE = """() => {
 
 
 def demo_model():
-    """models/demo under the benchmark cache, exported by `python -m export --demo` once (about 20 s)."""
+    """models/demo under the benchmark cache, exported by `twelve-heads export --demo` once (about 20 s)."""
     target = MODELS / MODEL
     if not (target / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "export", "--demo", "--models-dir", str(MODELS)], cwd=REPO, check=True)
+        subprocess.run([sys.executable, "-m", "twelve_heads.export", "--demo", "--models-dir", str(MODELS)], cwd=REPO, check=True)
     return target
 
 

@@ -57,7 +57,7 @@ class Server:
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads), "--bind",
-             f"127.0.0.1:{self.port}", "server:create_app()"], cwd=REPO, env=env,
+             f"127.0.0.1:{self.port}", "twelve_heads.server:create_app()"], cwd=REPO, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while True:
             try:
@@ -164,7 +164,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=20, help="length of the throughput run")
     args = parser.parse_args()
 
-    from server.engine import Engine
+    from twelve_heads.server.engine import Engine
 
     cores = os.cpu_count()
     reference_rss = transformers_rss_mb()

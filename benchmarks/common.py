@@ -30,10 +30,10 @@ def gpt2_small_checkpoint() -> Path:
 
 
 def exported(name: str = "gpt2-small-random", int8: bool = False) -> Path:  # int8: pass a name of its own
-    """models/NAME for the GPT-2-small-shaped checkpoint, exported through `python -m export` once."""
+    """models/NAME for the GPT-2-small-shaped checkpoint, exported through `twelve-heads export` once."""
     target = MODELS / name
     if not (target / "manifest.json").is_file():
-        args = [sys.executable, "-m", "export", str(gpt2_small_checkpoint()), "--name", name,
+        args = [sys.executable, "-m", "twelve_heads.export", str(gpt2_small_checkpoint()), "--name", name,
                 "--models-dir", str(MODELS), "--tokenizer", str(TOKENIZER)] + (["--int8"] if int8 else [])
         subprocess.run(args, cwd=REPO, check=True)
     return target

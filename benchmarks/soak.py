@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/soak.py --int8 --workers 2    # its int8 export
     .venv/bin/python benchmarks/soak.py --models-dir models --model gpt2 --clients 8 --seconds 20
 
-Starts `gunicorn 'server:create_app()'` itself on 127.0.0.1 (no --preload: each worker opens its own
+Starts `gunicorn 'twelve_heads.server:create_app()'` itself on 127.0.0.1 (no --preload: each worker opens its own
 onnxruntime session after fork, as in production) serving only the chosen model, then runs CLIENTS threads
 that each POST /api/attention back to back on a keep-alive connection, accepting gzip, with format=packed as
 the page asks: half the sentences repeat (cache hits), half are new (misses). Prints requests, errors, req/s,

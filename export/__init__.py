@@ -1,5 +1,5 @@
 """Export GPT-2-family checkpoints to ONNX graphs that output every layer's attention probabilities.
 
-Run `python -m export --help`. Needs the `export` extra (torch, transformers, optimum-onnx); the server never
+Run `twelve-heads export --help`. Needs the `export` extra (torch, transformers, optimum-onnx); the server never
 imports this package.
 """

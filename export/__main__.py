@@ -1,5 +1,7 @@
-"""python -m export SOURCE [--name NAME] [--models-dir DIR] [--tokenizer DIR] [--int8]
-python -m export --demo
+"""twelve-heads export SOURCE [--name NAME] [--models-dir DIR] [--tokenizer DIR] [--int8]
+twelve-heads export --demo
+
+(`python -m twelve_heads.export` is the same command.)
 
 Turn a GPT-2-family checkpoint (a Hugging Face Hub id such as gpt2, distilgpt2, gpt2-medium, or a local
 directory with config.json and weights) into models/NAME/: model.onnx whose outputs are every layer's
@@ -8,28 +10,31 @@ attention probabilities, tokenizer.json and manifest.json. `--demo` builds the p
 """
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
-from server.errors import HeadsError
+from twelve_heads.errors import HeadsError
+from twelve_heads.modeldir import default_models_dir
 
 from .tokenizer import GPT2_TOKENIZER_DIR
 
 DEFAULT_SOURCE = "gpt2"
-DEFAULT_MODELS_DIR = "models"
 DEMO_NAME = "demo"
+EXPORT_EXTRA = "pip install 'twelve-heads[export]' (first pip install torch==2.13.0 for a CPU build)"
+EXPORT_MODULES = ("torch", "transformers", "optimum", "onnx")  # what the export extra installs
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[1],
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", nargs="?", default=None,
                         help=f"Hub id or local checkpoint directory (default: {DEFAULT_SOURCE})")
     parser.add_argument("--name", help="folder name under --models-dir (default: the source's last path part)")
-    parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get("HEADS_MODELS_DIR", DEFAULT_MODELS_DIR)),
+    parser.add_argument("--models-dir", type=Path, default=default_models_dir(os.environ),
                         help="where models live (default: $HEADS_MODELS_DIR or ./models)")
     parser.add_argument("--tokenizer", type=Path,
                         help="tokenizer directory when the checkpoint has none: tokenizer.json, vocab.json + "
@@ -44,8 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "twelve-heads export") -> int:
+    args = parse_args(argv, prog)
+    missing = [name for name in EXPORT_MODULES if importlib.util.find_spec(name) is None]
+    if missing:  # before any work, so that the one line is all the user sees
+        print(f"export: {missing[0]} is missing; install the export extra: {EXPORT_EXTRA}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     quiet_libraries()
     # SIGTERM unwinds like Ctrl-C, so the half-built directory is removed on the way out.
@@ -62,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export: {err}", file=sys.stderr)
         return 2
     except ImportError as err:
-        print(f"export: {err.name or err} is missing; install the export extra: pip install -e '.[export]'",
-              file=sys.stderr)
+        print(f"export: {err.name or err} is missing; install the export extra: {EXPORT_EXTRA}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("export: interrupted; nothing was written", file=sys.stderr)

@@ -18,14 +18,13 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from server.engine import BOS_TOKEN, file_sha256  # the checksum the server verifies; the token it prepends
-from server.errors import HeadsError
+from twelve_heads.errors import HeadsError
+from twelve_heads.modeldir import BOS_TOKEN, GRAPH, PLANTED_HEADS, TOKENIZER, write_manifest
 
-from .tokenizer import find_tokenizer, load_tokenizer
+from .tokenizer import GPT2_TOKENIZER_DIR, find_tokenizer, load_tokenizer
 
 log = logging.getLogger("export")
 
-MANIFEST_VERSION = 1
 HUB_WEIGHT_PATTERNS = (["model*.safetensors", "model.safetensors.index.json"], ["pytorch_model*.bin", "pytorch_model.bin.index.json"])
 HUB_OTHER_PATTERNS = ["config.json", "tokenizer.json", "vocab.json", "merges.txt"]
 LIBRARIES = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers", "numpy")
@@ -36,13 +35,12 @@ REPLACED_PREFIX = ".replaced-"
 def export_demo(models_dir: Path, name: str = "demo", int8: bool = False) -> Path:
     """The planted-heads model (export/demo.py): hand-set weights, GPT-2's tokenizer, no download."""
     from .demo import build_planted_checkpoint
-    from .tokenizer import GPT2_TOKENIZER_DIR
 
     with tempfile.TemporaryDirectory(prefix="twelve-heads-demo-") as scratch:
         log.info("building the planted-heads checkpoint …")
         planted = build_planted_checkpoint(Path(scratch) / "checkpoint")
         return export_model(str(Path(scratch) / "checkpoint"), name, models_dir, GPT2_TOKENIZER_DIR, int8=int8,
-                            synthetic=True, extra_files={"planted_heads.json": planted}, source_label="planted-heads demo",
+                            synthetic=True, extra_files={PLANTED_HEADS: planted}, source_label="planted-heads demo",
                             description="Synthetic GPT-2-shaped model with planted heads (hand-set weights) — not GPT-2.")
 
 
@@ -62,8 +60,7 @@ def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path |
         manifest["description"] = description
         for filename, content in (extra_files or {}).items():
             write_json(building / filename, content)
-        manifest["files"] = {path.name: file_sha256(path) for path in sorted(building.iterdir()) if path.is_file()}
-        write_json(building / "manifest.json", manifest)
+        write_manifest(building, manifest)
         return install(building, models_dir / name)
     finally:
         shutil.rmtree(building, ignore_errors=True)
@@ -126,7 +123,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     import torch
     from transformers import AutoConfig, GPT2Model
 
-    from .graph import export_onnx, validate_onnx, validation_lengths
+    from .graph import VALIDATION_ATOL, export_onnx, validate_onnx, validation_lengths
     from .optimize import drop_identity_casts, fold_shape_arithmetic, transpose_projections
 
     config = AutoConfig.from_pretrained(checkpoint)
@@ -136,7 +133,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     tokenizer = load_tokenizer(tokenizer_dir) if tokenizer_dir else find_tokenizer(checkpoint)
     if tokenizer is None:
         raise HeadsError(f"{source} has no tokenizer files; pass --tokenizer DIR (for GPT-2's own vocabulary: "
-                         "--tokenizer export/assets/gpt2-tokenizer)")
+                         f"--tokenizer {GPT2_TOKENIZER_DIR})")
     if tokenizer.get_vocab_size() > config.vocab_size:
         raise HeadsError(f"the tokenizer has {tokenizer.get_vocab_size():,} tokens but the model only "
                          f"{config.vocab_size:,} embeddings; pass the tokenizer that belongs to this checkpoint")
@@ -147,7 +144,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     torch.manual_seed(0)
     model = GPT2Model.from_pretrained(checkpoint, attn_implementation="eager", dtype=torch.float32).eval()
     step.begin(f"exporting to ONNX ({config.n_layer} layers × {config.n_head} heads)")
-    onnx_path = out / "model.onnx"
+    onnx_path = out / GRAPH
     export_onnx(model, onnx_path)
     step.begin("folding shape arithmetic and identity casts out of the graph")
     graph = onnx.load(str(onnx_path))
@@ -166,10 +163,9 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
         step.begin("quantizing to int8")
         quantization = quantize_int8(onnx_path)
     step.begin("writing the tokenizer and manifest")
-    tokenizer.save(str(out / "tokenizer.json"))
+    tokenizer.save(str(out / TOKENIZER))
     step.end()
     return {
-        "manifest_version": MANIFEST_VERSION,
         "name": name,
         "source": source,
         "synthetic": synthetic,
@@ -182,8 +178,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
         "precision": "int8" if int8 else "fp32",
         "quantization": quantization,
         "graph_rewrites": rewrites,
-        "validation": {"max_abs_diff": worst, "atol": 1e-4, "lengths": validation_lengths(config.n_positions)},
-        "model_sha256": file_sha256(onnx_path),
+        "validation": {"max_abs_diff": worst, "atol": VALIDATION_ATOL, "lengths": validation_lengths(config.n_positions)},
         "versions": library_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

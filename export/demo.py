@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.errors import HeadsError
+from twelve_heads.errors import HeadsError
 
 # --- the model's shape: GPT-2 small's -------------------------------------------------------------------
 N_LAYER, N_HEAD, N_EMBD, HEAD_DIM = 12, 12, 768, 64

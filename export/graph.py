@@ -17,7 +17,8 @@ import torch
 from optimum.exporters.onnx import export as optimum_export
 from optimum.exporters.onnx.model_configs import GPT2OnnxConfig
 
-from server.errors import HeadsError
+from twelve_heads.errors import HeadsError
+from twelve_heads.modeldir import INPUT_IDS, attention_output
 
 OPSET = 17  # LayerNormalization is a single op from opset 17
 VALIDATION_ATOL = 1e-4  # max |ONNX - PyTorch| over every attention probability; the bound
@@ -31,18 +32,14 @@ class AttentionOnnxConfig(GPT2OnnxConfig):
 
     @property
     def inputs(self) -> dict[str, dict[int, str]]:
-        return {"input_ids": {0: "batch_size", 1: "sequence_length"}}
+        return {INPUT_IDS: {0: "batch_size", 1: "sequence_length"}}
 
     @property
     def outputs(self) -> dict[str, dict[int, str]]:
         return {
-            attention_output_name(layer): {0: "batch_size", 2: "sequence_length", 3: "sequence_length"}
+            attention_output(layer): {0: "batch_size", 2: "sequence_length", 3: "sequence_length"}
             for layer in range(self._config.n_layer)
         }
-
-
-def attention_output_name(layer: int) -> str:
-    return f"attentions.{layer}"
 
 
 def export_onnx(model: torch.nn.Module, path: Path) -> None:
@@ -65,7 +62,7 @@ def validate_onnx(model: torch.nn.Module, path: Path, lengths: list[int], atol: 
     for length in lengths:
         started = time.perf_counter()
         ids = generator.integers(0, vocab_size, size=(1, length), dtype=np.int64)
-        onnx_attention = session.run(None, {"input_ids": ids})
+        onnx_attention = session.run(None, {INPUT_IDS: ids})
         with torch.no_grad():
             reference = model(torch.from_numpy(ids), output_attentions=True).attentions
         for layer, (ours, theirs) in enumerate(zip(onnx_attention, reference, strict=True)):

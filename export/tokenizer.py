@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
-from server.errors import HeadsError
+from twelve_heads.errors import HeadsError
 
 # GPT-2's vocabulary, shipped with the package (MIT, see the LICENSE beside it): the offline tokenizer.
 GPT2_TOKENIZER_DIR = Path(__file__).parent / "assets" / "gpt2-tokenizer"

@@ -1,7 +1,8 @@
 """Twelve Heads' server: the torch-free engine, head scoring, and the Flask app that serves page and API.
 
-    flask --app server run             # development
-    gunicorn 'server:create_app()'     # production
+    flask run                                     # development, in the project folder (.flaskenv)
+    twelve-heads serve                            # gunicorn, for a class
+    gunicorn 'twelve_heads.server:create_app()'   # the same, by hand
 """
 
 import logging
@@ -12,11 +13,12 @@ from pathlib import Path
 from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
+from twelve_heads.errors import HeadsError
+
 from . import ratelimit
 from .cache import ByteLRU
 from .config import DEFAULTS, from_environment
 from .engine import limit_malloc_arenas
-from .errors import HeadsError
 from .models import ModelRegistry
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -105,6 +107,6 @@ def report_models(registry: ModelRegistry) -> None:
         log.info("serving %s from %s (default: %s)", ", ".join(sorted(registry.engines)),
                  registry.models_dir.resolve(), registry.default_name())
     else:
-        log.error("no model is ready in %s; export one there with `python -m export` (or `python -m export "
+        log.error("no model is ready in %s; export one there with `twelve-heads export` (or `twelve-heads export "
                   "--demo` offline), or point HEADS_MODELS_DIR at a directory of exported models",
                   registry.models_dir.resolve())

@@ -9,8 +9,9 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from twelve_heads.errors import InputError, ModelError
+
 from .engine import release_freed_memory
-from .errors import InputError, ModelError
 from .heads import label_heads, layer_counts
 
 bp = Blueprint("api", __name__)

@@ -6,6 +6,8 @@ lists each key (tests/test_api.py checks that it does).
 
 from dataclasses import dataclass
 
+from twelve_heads.modeldir import DEFAULT_MODELS_DIR, MODELS_DIR_ENV
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -16,7 +18,7 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("MODELS_DIR", "models", "HEADS_MODELS_DIR",
+    Setting("MODELS_DIR", DEFAULT_MODELS_DIR, MODELS_DIR_ENV,
             "Directory holding exported models, one folder each (models/NAME/manifest.json, model.onnx, tokenizer.json)."),
     Setting("DEFAULT_MODEL", "gpt2", "HEADS_MODEL",
             "Model used when a request names none. If it is not exported, the first model that loads is used."),

@@ -10,8 +10,6 @@ thread-safe); `attend` allocates nothing shared.
 """
 
 import ctypes
-import hashlib
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,13 +18,11 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from .errors import InputError, ModelError
+from twelve_heads.errors import InputError, ModelError
+from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, TOKENIZER, attention_output,
+                                   read_manifest, verify_files)
 
-BOS_TOKEN = "<|endoftext|>"
 DEFAULT_MAX_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
-REQUIRED_MANIFEST_KEYS = {"name": str, "n_layer": int, "n_head": int, "n_positions": int, "vocab_size": int,
-                          "synthetic": bool, "model_sha256": str}
-REEXPORT_HINT = "re-export it with `python -m export`"
 # onnxruntime's memory arena keeps the peak of the longest sentence ever run for the life of the process: +770 MB
 # for GPT-2 small after one 1,024-token sentence. A run this long hands its activations back when it ends (the
 # caller then returns them to the system, release_freed_memory). Shorter runs keep the arena: reusing it is why
@@ -53,7 +49,7 @@ class Engine:
                  max_tokens: int, max_chars: int):
         self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
         self.max_tokens, self.max_chars = max_tokens, max_chars
-        self.output_names = [f"attentions.{layer}" for layer in range(self.n_layer)]
+        self.output_names = [attention_output(layer) for layer in range(self.n_layer)]
 
     name = property(lambda self: self.path.name)  # the directory is the identity; a copy may be renamed
     n_layer = property(lambda self: self.manifest["n_layer"])
@@ -63,22 +59,18 @@ class Engine:
 
     @classmethod
     def load(cls, path, max_tokens: int | None = None, max_chars: int = DEFAULT_MAX_CHARS,
-             verify_checksum: bool = True, threads: int | None = None) -> "Engine":
+             threads: int | None = None) -> "Engine":
         """Open `path` (a models/NAME directory); raise ModelError naming the file and the fix if anything is off."""
         path = Path(path)
         if not path.is_dir():
-            raise ModelError(f"model directory {path} does not exist; export one with `python -m export`")
+            raise ModelError(f"model directory {path} does not exist; export one with `twelve-heads export`")
         manifest = read_manifest(path)
-        model_path = path / "model.onnx"
-        if not model_path.is_file():
-            raise ModelError(f"{model_path} is missing; {REEXPORT_HINT}")
-        if verify_checksum and file_sha256(model_path) != manifest["model_sha256"]:
-            raise ModelError(f"{model_path} does not match the checksum in its manifest (damaged or replaced); "
-                             f"{REEXPORT_HINT}")
+        verify_files(path, manifest, (GRAPH, TOKENIZER))
+        model_path = path / GRAPH
         session = open_session(model_path, threads)
         release_freed_memory()
         check_graph(session, manifest, model_path)
-        tokenizer = open_tokenizer(path / "tokenizer.json", manifest)
+        tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
         return cls(path, manifest, session, tokenizer, limit, max_chars)
@@ -97,14 +89,14 @@ class Engine:
         n_tokens = len(ids)
         attention = np.empty((self.n_layer, self.n_head, n_tokens, n_tokens), dtype=np.float32)
         binding = self.session.io_binding()
-        binding.bind_cpu_input("input_ids", np.asarray([ids], dtype=np.int64))
+        binding.bind_cpu_input(INPUT_IDS, np.asarray([ids], dtype=np.int64))
         for layer, name in enumerate(self.output_names):
             binding.bind_output(name, "cpu", 0, np.float32, [1, self.n_head, n_tokens, n_tokens],
                                 attention[layer].ctypes.data)
         try:
             self.session.run_with_iobinding(binding, LONG_RUN if n_tokens >= SHRINK_ARENA_TOKENS else None)
         except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
-            raise ModelError(f"{self.path / 'model.onnx'} failed on a {n_tokens}-token sentence "
+            raise ModelError(f"{self.path / GRAPH} failed on a {n_tokens}-token sentence "
                              f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
                              f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
                              f"graph: {REEXPORT_HINT}", status=503) from None
@@ -141,22 +133,6 @@ def check_text(text, max_chars: int) -> None:
         raise InputError(f"the text has an invalid character at position {err.start} (a lone surrogate); "
                          "remove it") from None
 
-
-def read_manifest(path: Path) -> dict:
-    manifest_path = path / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{manifest_path} is missing; {REEXPORT_HINT}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"{manifest_path} is not valid JSON ({err}); {REEXPORT_HINT}") from None
-    if not isinstance(manifest, dict):
-        raise ModelError(f"{manifest_path} must hold a JSON object; {REEXPORT_HINT}")
-    for key, kind in REQUIRED_MANIFEST_KEYS.items():
-        value = manifest.get(key)
-        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 1)):
-            raise ModelError(f"{manifest_path} has no valid {key!r} (expected {kind.__name__}); {REEXPORT_HINT}")
-    return manifest
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
@@ -202,11 +178,11 @@ def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
 
 def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
     inputs = {node.name for node in session.get_inputs()}
-    if inputs != {"input_ids"}:
-        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected only 'input_ids'; {REEXPORT_HINT}")
+    if inputs != {INPUT_IDS}:
+        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected only {INPUT_IDS!r}; {REEXPORT_HINT}")
     outputs = {node.name: node.shape for node in session.get_outputs()}
     for layer in range(manifest["n_layer"]):
-        name = f"attentions.{layer}"
+        name = attention_output(layer)
         if name not in outputs:
             raise ModelError(f"{model_path} has no output {name!r}, but its manifest says {manifest['n_layer']} "
                              f"layers; the graph must expose every layer's attention: {REEXPORT_HINT}")
@@ -220,7 +196,7 @@ def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path)
 def probe_vocabulary(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
     """One token, the manifest's last id: cheap, and fails at start-up when the embedding table is smaller."""
     try:
-        session.run(None, {"input_ids": np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)})
+        session.run(None, {INPUT_IDS: np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)})
     except Exception:  # onnxruntime's own types
         raise ModelError(f"{model_path} has fewer token embeddings than the {manifest['vocab_size']:,} its manifest "
                          f"says; {REEXPORT_HINT}") from None
@@ -237,13 +213,6 @@ def open_tokenizer(tokenizer_path: Path, manifest: dict) -> Tokenizer:
                          f"{manifest['vocab_size']:,} embeddings: it belongs to another model; {REEXPORT_HINT}")
     return tokenizer
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)

@@ -12,13 +12,12 @@ import logging
 import threading
 from pathlib import Path
 
+from twelve_heads.errors import InputError, ModelError
+from twelve_heads.modeldir import MANIFEST, SUMMARY_KEYS
+
 from .engine import Engine
-from .errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
-
-SUMMARY_KEYS = ("name", "source", "n_layer", "n_head", "n_positions", "vocab_size", "bos_token_id", "synthetic",
-                "precision", "description")
 
 
 class ModelRegistry:
@@ -53,7 +52,7 @@ class ModelRegistry:
             return engine
         if not isinstance(name, str) or name not in self.names():
             shown = name if isinstance(name, str) and len(name) <= 100 and name.isprintable() else "(invalid name)"
-            available = ", ".join(self.names()) or "none: export one with `python -m export`"
+            available = ", ".join(self.names()) or "none: export one with `twelve-heads export`"
             raise InputError(f"no model named {shown!r}; available: {available}", status=404)
         with self.lock:
             if name not in self.engines:
@@ -75,15 +74,15 @@ class ModelRegistry:
             return self.preferred
         usable = [name for name in names if name not in self.failures]
         if not usable:
-            raise ModelError(f"no model is ready in {self.models_dir}; export one with `python -m export` "
-                             "(or `python -m export --demo` offline)", status=503)
+            raise ModelError(f"no model is ready in {self.models_dir}; export one with `twelve-heads export` "
+                             "(or `twelve-heads export --demo` offline)", status=503)
         return usable[0]
 
     def summaries(self) -> list[dict]:
         summaries = []
         for name in self.names():
             try:
-                manifest = json.loads((self.models_dir / name / "manifest.json").read_text(encoding="utf-8"))
+                manifest = json.loads((self.models_dir / name / MANIFEST).read_text(encoding="utf-8"))
                 summary = {key: manifest.get(key) for key in SUMMARY_KEYS}
             except (OSError, ValueError) as err:
                 summary = {"name": name}

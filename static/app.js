@@ -27,7 +27,7 @@ const PRESETS = [
 // User Timing entries (zero cost unread): DevTools shows them, benchmarks/bench_page.py reads them.
 const DRAW_MEASURE = "twelve-heads:draw";  // one draw(); detail: layer, focused, tokens, thumbnails (repainted), gridMs
 const SWITCH_MEASURE = "twelve-heads:layer-switch";  // the input that changed the layer → the draw showing it
-const NO_MODELS = "No model is exported yet. Run `python -m export --demo` (offline) or `python -m export gpt2`, " +
+const NO_MODELS = "No model is exported yet. Run `twelve-heads export --demo` (offline) or `twelve-heads export gpt2`, " +
   "then reload this page.";
 
 const dom = {};

@@ -37,7 +37,7 @@ class LiveServer:
                "PYTHONUNBUFFERED": "1"}
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "server", "run", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "flask", "--app", "twelve_heads.server", "run", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_until_healthy(log_path)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server import create_app
+from twelve_heads.server import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TOKENIZER = REPO.parent / "shared" / "fixtures" / "gpt2-tokenizer"
@@ -22,9 +22,9 @@ TROPHY_IDS = [464, 16383, 1595, 470, 4197, 287, 262, 45391, 780, 340, 318, 1165,
 
 
 def run_export(*args, env=None, check=True, timeout=600) -> subprocess.CompletedProcess:
-    """`python -m export ARGS` in a fresh process, as a user runs it; the Hub is made unreachable."""
+    """`twelve-heads export ARGS` in a fresh process, as a user runs it; the Hub is made unreachable."""
     full_env = {**os.environ, **offline_hub_env(), **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "export", *map(str, args)], cwd=REPO, env=full_env,
+    result = subprocess.run([sys.executable, "-m", "twelve_heads.export", *map(str, args)], cwd=REPO, env=full_env,
                             capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"export failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -55,7 +55,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_checkpoint) -> Path:
-    """models/tiny exported through `python -m export`, exactly as a user would."""
+    """models/tiny exported through `twelve-heads export`, exactly as a user would."""
     models = tmp_path_factory.mktemp("models")
     run_export(tiny_checkpoint, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
     return models / "tiny"
@@ -73,7 +73,7 @@ def wide_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_model(tmp_path_factory) -> Path:
-    """models/demo: the planted-heads model, built and exported by `python -m export --demo`."""
+    """models/demo: the planted-heads model, built and exported by `twelve-heads export --demo`."""
     models = tmp_path_factory.mktemp("models")
     run_export("--demo", "--models-dir", models)
     return models / "demo"

@@ -28,13 +28,16 @@ RSS_INTERVAL = 0.25  # seconds between resident-memory samples during a load
 
 
 class ServerProcess:
-    """`gunicorn 'server:create_app()'` as the README runs it, with HEADS_* settings from `env`."""
+    """`gunicorn 'twelve_heads.server:create_app()'` as the README runs it, with HEADS_* settings from `env`."""
 
     def __init__(self, models_dir, workers: int = 1, threads: int = 8, graceful_timeout: int = 10,
-                 env: dict | None = None, args: tuple = ()):
-        self.command = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", str(workers),
-                        "--threads", str(threads), "--graceful-timeout", str(graceful_timeout),
-                        "--no-control-socket", *args, "server:create_app()"]
+                 env: dict | None = None, args: tuple = (), command: list | None = None, cwd: Path = REPO):
+        """`command` replaces gunicorn's (for `twelve-heads serve --port 0` from an installed wheel), run in `cwd`."""
+        self.command = command or [
+            sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", str(workers),
+            "--threads", str(threads), "--graceful-timeout", str(graceful_timeout), "--no-control-socket", *args,
+            "twelve_heads.server:create_app()"]
+        self.cwd = cwd
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("HEADS_")}  # ours only
         self.env = {**inherited, "HEADS_MODELS_DIR": str(models_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.workers = workers
@@ -57,7 +60,7 @@ class ServerProcess:
             return "".join(self.lines)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                         errors="replace", start_new_session=True)
         threading.Thread(target=self.read_stderr, daemon=True).start()

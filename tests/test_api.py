@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TROPHY
-from server import create_app
-from server.config import SETTINGS
-from server.engine import Engine
-from server.heads import LABELS
+from twelve_heads.server import create_app
+from twelve_heads.server.config import SETTINGS
+from twelve_heads.server.engine import Engine
+from twelve_heads.server.heads import LABELS
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +230,7 @@ def test_no_models_gives_a_clear_error(tmp_path):
     assert client.get("/api/models").json == {"models": [], "default": None}
     response = client.post("/api/attention", json={"text": "hello"})
     assert response.status_code == 503
-    assert "no model is ready" in response.json["error"] and "python -m export --demo" in response.json["error"]
+    assert "no model is ready" in response.json["error"] and "twelve-heads export --demo" in response.json["error"]
 
 
 def test_healthz(client):

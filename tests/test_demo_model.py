@@ -1,7 +1,7 @@
 """The planted demo model: every one of its 144 heads does what planted_heads.json says it does.
 
 The checkpoint is built once in the test run (no download), loaded by transformers' eager GPT-2 exactly as
-`python -m export` loads a checkpoint, and each head's attention is checked against its role's rule on real
+`twelve-heads export` loads a checkpoint, and each head's attention is checked against its role's rule on real
 GPT-2 token sequences, random ones, repeats, and with <|endoftext|> prepended as a BOS.
 """
 
@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from conftest import TROPHY_IDS
-from export.demo import (COPY_HEAD, COUNT_HEAD, LONG_RANGE_FALLBACK_KEY, LONG_RANGE_OFFSET, LOCAL_OFFSETS,
+from twelve_heads.export.demo import (COPY_HEAD, COUNT_HEAD, LONG_RANGE_FALLBACK_KEY, LONG_RANGE_OFFSET, LOCAL_OFFSETS,
                          N_POSITIONS, ROLES, build_planted_checkpoint)
-from server.errors import HeadsError
+from twelve_heads.errors import HeadsError
 
 BOS = 50256  # <|endoftext|>
 CAT = "The cat sat on the mat, and the dog sat on the cat. The cat sat on the mat again."

@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY_POSITIONS, TROPHY
-from server.engine import Engine, file_sha256
-from server.errors import InputError, ModelError
+from twelve_heads.modeldir import checksums, file_sha256
+from twelve_heads.server.engine import Engine
+from twelve_heads.errors import InputError, ModelError
 
 
 def test_importing_and_using_the_server_never_imports_torch(tiny_model):
     script = f"""
 import sys
-import server, server.engine, server.heads
-from server.engine import Engine
+import twelve_heads.server, twelve_heads.server.engine, twelve_heads.server.heads
+from twelve_heads.server.engine import Engine
 result = Engine.load({str(tiny_model)!r}).attend("Hello world", prepend_bos=True)
 assert result.attention.shape == (2, 4, 3, 3)
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'optimum'))
@@ -51,7 +52,7 @@ def edit_manifest(model_dir, **changes):
 def truncate_model(model_dir):
     data = (model_dir / "model.onnx").read_bytes()
     (model_dir / "model.onnx").write_bytes(data[: len(data) // 3])
-    edit_manifest(model_dir, model_sha256=file_sha256(model_dir / "model.onnx"))
+    edit_manifest(model_dir, files=checksums(model_dir))
 
 
 def other_tokenizer(model_dir):
@@ -59,7 +60,7 @@ def other_tokenizer(model_dir):
 
 
 MODEL_FAULTS = [
-    (lambda d: shutil.rmtree(d), "model directory {d} does not exist; export one with `python -m export`"),
+    (lambda d: shutil.rmtree(d), "model directory {d} does not exist; export one with `twelve-heads export`"),
     (lambda d: (d / "manifest.json").unlink(), "{d}/manifest.json is missing; re-export it"),
     (lambda d: (d / "manifest.json").write_text("{not json"), "{d}/manifest.json is not valid JSON"),
     (lambda d: (d / "manifest.json").write_text("[1, 2]"), "{d}/manifest.json must hold a JSON object"),
@@ -73,7 +74,8 @@ MODEL_FAULTS = [
     (lambda d: edit_manifest(d, n_head=12), "{d}/model.onnx output 'attentions.0' has shape ['batch_size', 4, "
                                             "'sequence_length', 'sequence_length'], but the manifest says 12 heads"),
     (lambda d: (d / "tokenizer.json").unlink(), "{d}/tokenizer.json is missing"),
-    (lambda d: (d / "tokenizer.json").write_text("{}"), "{d}/tokenizer.json is not a valid tokenizer"),
+    (lambda d: ((d / "tokenizer.json").write_text("{}"), edit_manifest(d, files=checksums(d))),
+     "{d}/tokenizer.json is not a valid tokenizer"),
     (other_tokenizer, "{d}/tokenizer.json has 50,257 tokens but the model has 1,000 embeddings: it belongs to "
                       "another model"),
 ]

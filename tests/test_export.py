@@ -1,4 +1,4 @@
-"""`python -m export`: what it writes, that it matches PyTorch, and that failures leave nothing behind."""
+"""`twelve-heads export`: what it writes, that it matches PyTorch, and that failures leave nothing behind."""
 
 import json
 import os
@@ -16,7 +16,8 @@ from transformers import BertConfig, GPT2Model
 
 from conftest import (GPT2_TOKENIZER, REPO, TINY_POSITIONS, TROPHY, TROPHY_IDS, offline_hub_env, run_export,
                       save_random_gpt2)
-from server.engine import Engine, file_sha256
+from twelve_heads.modeldir import checksums, file_sha256
+from twelve_heads.server.engine import Engine
 
 PARITY_ATOL = 1e-5
 
@@ -67,7 +68,7 @@ def test_manifest_describes_the_model(tiny_model):
     assert {k: manifest[k] for k in ("name", "n_layer", "n_head", "n_positions", "vocab_size", "synthetic")} == {
         "name": "tiny", "n_layer": 2, "n_head": 4, "n_positions": TINY_POSITIONS, "vocab_size": 50257,
         "synthetic": False}
-    assert manifest["model_sha256"] == file_sha256(tiny_model / "model.onnx")
+    assert manifest["files"]["model.onnx"] == file_sha256(tiny_model / "model.onnx")
     assert manifest["files"]["tokenizer.json"] == file_sha256(tiny_model / "tokenizer.json")
     assert manifest["bos_token_id"] == 50256
     assert {"torch", "transformers", "optimum-onnx", "onnxruntime"} <= set(manifest["versions"])
@@ -110,7 +111,7 @@ def test_validation_failure_writes_nothing_and_keeps_the_existing_model(tmp_path
 def test_killed_export_leaves_no_model(tmp_path, tiny_checkpoint, sig):
     models = tmp_path / "models"
     env = {**os.environ, **offline_hub_env()}
-    process = subprocess.Popen([sys.executable, "-m", "export", str(tiny_checkpoint), "--name", "tiny",
+    process = subprocess.Popen([sys.executable, "-m", "twelve_heads.export", str(tiny_checkpoint), "--name", "tiny",
                                 "--models-dir", str(models), "--tokenizer", str(GPT2_TOKENIZER)],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # Wait until the build directory exists, i.e. the export is midway, then kill it.
@@ -257,6 +258,6 @@ def test_each_attention_output_is_written_by_its_softmax_not_copied_by_a_cast(ti
     ([(0, 1), (0, 2)], None),  # an empty dimension would make -1 ambiguous
 ])
 def test_reshape_target_infers_the_one_varying_entry(shapes, target):
-    from export.optimize import reshape_target
+    from twelve_heads.export.optimize import reshape_target
     result = reshape_target(shapes)
     assert (result is None) if target is None else result.tolist() == target

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import GPT2_TOKENIZER, REPO, offline_hub_env
-from server import create_app
-from server.engine import file_sha256
+from twelve_heads.server import create_app
+from twelve_heads.modeldir import checksums
 from server_process import ServerProcess, accepted_by, exchange, run_load, wait_until
 
 SERVER_ENV = {"HEADS_ORT_THREADS": "1"}  # the tests share the machine's cores with the server
@@ -25,7 +25,7 @@ SERVER_ENV = {"HEADS_ORT_THREADS": "1"}  # the tests share the machine's cores w
 def test_an_export_killed_at_a_late_step_leaves_nothing_a_server_would_load(tmp_path, tiny_checkpoint, step):
     """tests/test_export.py kills an export as it starts; here SIGKILL lands in its last steps, int8 included."""
     models = tmp_path / "models"
-    process = subprocess.Popen([sys.executable, "-m", "export", str(tiny_checkpoint), "--name", "tiny", "--int8",
+    process = subprocess.Popen([sys.executable, "-m", "twelve_heads.export", str(tiny_checkpoint), "--name", "tiny", "--int8",
                                 "--models-dir", str(models), "--tokenizer", str(GPT2_TOKENIZER)],
                                cwd=REPO, env={**os.environ, **offline_hub_env()}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -58,13 +58,13 @@ def graph_without_attention(model_dir: Path) -> None:
                               [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "sequence"])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model_dir / "model.onnx")
-    edit_manifest(model_dir, model_sha256=file_sha256(model_dir / "model.onnx"))
+    edit_manifest(model_dir, files=checksums(model_dir))
 
 
 def truncated_graph(model_dir: Path) -> None:
     data = (model_dir / "model.onnx").read_bytes()
     (model_dir / "model.onnx").write_bytes(data[: len(data) // 3])
-    edit_manifest(model_dir, model_sha256=file_sha256(model_dir / "model.onnx"))
+    edit_manifest(model_dir, files=checksums(model_dir))
 
 
 def tokenizer_of_another_model(model_dir: Path) -> None:
@@ -72,6 +72,7 @@ def tokenizer_of_another_model(model_dir: Path) -> None:
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.add_special_tokens([AddedToken("<|pad|>", special=True)])
     tokenizer.save(str(model_dir / "tokenizer.json"))
+    edit_manifest(model_dir, files=checksums(model_dir))  # a consistent copy, only of the wrong tokenizer
 
 
 BROKEN_MODELS = {  # name: (damage, what the error must say, after the model's path)
@@ -86,7 +87,7 @@ BROKEN_MODELS = {  # name: (damage, what the error must say, after the model's p
                           "/tokenizer.json has 50,258 tokens but the model has 50,257 embeddings"),
     "manifest-not-json": (lambda d: (d / "manifest.json").write_text('{"name": '), "/manifest.json is not valid JSON"),
 }
-FIX = "re-export it with `python -m export`"
+FIX = "re-export it with `twelve-heads export`"
 
 
 def test_one_good_model_serves_while_each_broken_one_is_reported_in_one_line(tmp_path, tiny_model):
@@ -128,7 +129,7 @@ def test_a_manifest_larger_than_its_graph_is_a_clear_server_fault(tmp_path, tiny
     client = create_app({"MODELS_DIR": str(tmp_path)}).test_client()
     response = client.post("/api/attention", json={"text": text, "model": "tiny"})
     assert response.status_code == 503
-    assert message in response.json["error"] and "re-export it with `python -m export`" in response.json["error"]
+    assert message in response.json["error"] and "re-export it with `twelve-heads export`" in response.json["error"]
 
 
 def test_a_missing_models_directory_is_one_clear_line_and_a_503(tmp_path):
@@ -136,7 +137,7 @@ def test_a_missing_models_directory_is_one_clear_line_and_a_503(tmp_path):
         status, _, body = server.request("POST", "/api/attention", {"text": "hello"})
         assert status == 503 and "no model is ready in" in json.loads(body)["error"]
         stderr = server.stderr
-    assert f"no model is ready in {tmp_path / 'nowhere'}; export one there with `python -m export`" in stderr
+    assert f"no model is ready in {tmp_path / 'nowhere'}; export one there with `twelve-heads export`" in stderr
     assert "Traceback" not in stderr
 
 

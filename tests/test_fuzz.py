@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import create_app
-from server.api import FIELDS
+from twelve_heads.server import create_app
+from twelve_heads.server.api import FIELDS
 
 # Derandomized, so every run tries the same examples (a failure reproduces; the suite is not flaky), and
 # a few seconds per test. The odd cases that matter are also pinned in tests/test_hardening.py with their messages.

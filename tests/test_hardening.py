@@ -11,7 +11,7 @@ import re
 import pytest
 
 from conftest import REPO
-from server import create_app
+from twelve_heads.server import create_app
 
 def strict_json(data: bytes):
     """JSON as the browser parses it: NaN and Infinity are not JSON."""

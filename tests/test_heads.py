@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from server.heads import (LABELS, SCORE_NAMES, duplicate_token_pattern, head_scores, induction_pattern,
+from twelve_heads.server.heads import (LABELS, SCORE_NAMES, duplicate_token_pattern, head_scores, induction_pattern,
                           label_heads, layer_counts, tl_similarity_score)
 
 NEAR_ONE = 0.8  # "confidence near 1" for a planted head
@@ -409,7 +409,7 @@ def test_bad_input_raises_a_value_error_that_says_what_to_pass(function, attenti
 
 def test_scoring_layer_by_layer_gives_the_same_labels(monkeypatch):
     """Large arrays are scored one layer at a time to bound memory; the result must not change."""
-    import server.heads as heads_module
+    import twelve_heads.server.heads as heads_module
 
     rng = np.random.default_rng(7)
     attention = np.tril(rng.random((3, 4, 40, 40))).astype(np.float32)

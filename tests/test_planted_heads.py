@@ -13,8 +13,8 @@ import json
 import pytest
 
 from conftest import TROPHY
-from server.engine import Engine
-from server.heads import MIN_REPEAT_ROWS, label_heads, layer_counts
+from twelve_heads.server.engine import Engine
+from twelve_heads.server.heads import MIN_REPEAT_ROWS, label_heads, layer_counts
 
 SENTENCES = {
     "short": "Alice saw the cat.",

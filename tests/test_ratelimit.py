@@ -2,8 +2,8 @@
 
 import pytest
 
-from server import create_app
-from server.ratelimit import RateLimiter, client_address, parse_networks
+from twelve_heads.server import create_app
+from twelve_heads.server.ratelimit import RateLimiter, client_address, parse_networks
 
 
 class FakeClock:

@@ -1,0 +1,25 @@
+// The permalink round trip: every view the page can be in reads back as itself.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { permalinkHash, readPermalink } from "../../static/permalink.js";
+
+test("a focused view with both toggles reads back as itself", () => {
+  const view = { text: "The trophy & the suitcase #1 = it?", model: "demo", layer: 11, head: 7, focused: true,
+                 prependBos: true, sinkAware: true };
+  assert.deepEqual(readPermalink(permalinkHash(view)), view);
+});
+
+test("the grid view carries no head", () => {
+  const view = { text: "Hi", model: "gpt2", layer: 0, head: 3, focused: false, prependBos: false, sinkAware: false };
+  const back = readPermalink(permalinkHash(view));
+  assert.equal(back.focused, false);
+  assert.equal("head" in back, false);
+});
+
+test("a hostile hash gives no layer or head rather than a wrong one", () => {
+  const view = readPermalink("#text=x&layer=-1&head=1e9&bos=yes");
+  assert.equal("layer" in view, false);
+  assert.equal("head" in view, false);
+  assert.equal(view.prependBos, false);
+});

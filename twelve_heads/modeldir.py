@@ -1,0 +1,104 @@
+"""The model directory's contract: what `export` writes into `models/NAME/` and `server` reads from it.
+
+One home for the file names, the graph's input and output names, the manifest's schema and version, and the
+checksum, so that the two sides cannot drift apart. Imports the standard library only (no Flask, no torch,
+no onnxruntime): both the exporter and the torch-free server import it.
+
+    models/NAME/
+        manifest.json   what the model is (MANIFEST_KEYS) and the sha256 of every other file (`files`)
+        model.onnx      input_ids (1, T) in; attentions.0 … attentions.{L-1}, each (1, H, T, T), out
+        tokenizer.json  Hugging Face `tokenizers` format
+        planted_heads.json   (the demo model only) each head's planted role
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+from .errors import ModelError
+
+MODELS_DIR_ENV = "HEADS_MODELS_DIR"  # where models live, for the exporter and the server alike
+DEFAULT_MODELS_DIR = "models"
+
+MANIFEST = "manifest.json"
+GRAPH = "model.onnx"
+TOKENIZER = "tokenizer.json"
+PLANTED_HEADS = "planted_heads.json"
+
+MANIFEST_VERSION = 1  # raised when a reader of an older version would misread a newer directory
+INPUT_IDS = "input_ids"
+BOS_TOKEN = "<|endoftext|>"  # GPT-2's document token, prepended as TransformerLens does
+REEXPORT_HINT = "re-export it with `twelve-heads export`"
+
+# Keys a manifest must hold for the server to use it, with their types. The exporter writes more
+# (see export/build.py: provenance, validation, graph rewrites), which readers treat as information.
+MANIFEST_KEYS = {"manifest_version": int, "name": str, "n_layer": int, "n_head": int, "n_positions": int,
+                 "vocab_size": int, "synthetic": bool, "files": dict}
+# What /api/models shows of each manifest.
+SUMMARY_KEYS = ("name", "source", "n_layer", "n_head", "n_positions", "vocab_size", "bos_token_id", "synthetic",
+                "precision", "description")
+
+
+def default_models_dir(environ) -> Path:
+    return Path(environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+
+
+def attention_output(layer: int) -> str:
+    """The graph output holding layer `layer`'s attention probabilities."""
+    return f"attentions.{layer}"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksums(directory: Path) -> dict[str, str]:
+    """sha256 of every file in `directory` but the manifest: the manifest's `files`."""
+    return {path.name: file_sha256(path) for path in sorted(Path(directory).iterdir())
+            if path.is_file() and path.name != MANIFEST}
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    """Write `manifest` with the version and the checksums of the files now in `directory`."""
+    manifest = {"manifest_version": MANIFEST_VERSION, **manifest, "files": checksums(directory)}
+    (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def read_manifest(directory: Path) -> dict:
+    """The manifest of `directory`, checked against MANIFEST_KEYS; ModelError naming the file and the fix."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path} is missing; {REEXPORT_HINT}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path} is not valid JSON ({err}); {REEXPORT_HINT}") from None
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{path} must hold a JSON object; {REEXPORT_HINT}")
+    for key, kind in MANIFEST_KEYS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 1)):
+            raise ModelError(f"{path} has no valid {key!r} (expected {kind.__name__}); {REEXPORT_HINT}")
+    if manifest["manifest_version"] > MANIFEST_VERSION:
+        raise ModelError(f"{path} is version {manifest['manifest_version']}, newer than this Twelve Heads reads "
+                         f"({MANIFEST_VERSION}); upgrade twelve-heads, or {REEXPORT_HINT}")
+    return manifest
+
+
+def verify_files(directory: Path, manifest: dict, names: tuple[str, ...]) -> None:
+    """Each file in `names` exists and matches its checksum in the manifest: a damaged or partial copy of a model
+    directory is refused, not served."""
+    for name in names:
+        path = Path(directory) / name
+        expected = manifest["files"].get(name)
+        if expected is None:
+            raise ModelError(f"{Path(directory) / MANIFEST} has no checksum for {name}; {REEXPORT_HINT}")
+        if not path.is_file():
+            raise ModelError(f"{path} is missing; {REEXPORT_HINT}")
+        if file_sha256(path) != expected:
+            raise ModelError(f"{path} does not match the checksum in its manifest (damaged or replaced); "
+                             f"{REEXPORT_HINT}")
