@@ -17,7 +17,8 @@ from twelve_heads.modeldir import BOS_TOKEN
 from .engine import release_freed_memory
 from .fields import (Field, Fields, boolean, layer_of_model, model_name, one_of, optional_whole_number,
                      query_boolean, query_whole_number, sentence)
-from .heads import EMPTY_ROW_MASS, LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .scores import EMPTY_ROW_MASS
 
 bp = Blueprint("api", __name__)
 

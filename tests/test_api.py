@@ -14,7 +14,8 @@ from twelve_heads.server import create_app
 from twelve_heads.server.config import SETTINGS
 from twelve_heads.server.engine import Engine
 from twelve_heads.modeldir import BOS_TOKEN
-from twelve_heads.server.heads import EMPTY_ROW_MASS, LABEL_MEANINGS, LABELS, SCORE_MEANINGS, SCORE_NAMES
+from twelve_heads.server.heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, SCORE_NAMES
+from twelve_heads.server.scores import EMPTY_ROW_MASS
 
 
 @pytest.fixture(scope="module")
