@@ -101,7 +101,7 @@ def compute(engine, options) -> dict:
     ids, offsets = engine.tokenize(options.text, prepend_bos=options.prepend_bos)
     ATTENTION_FIELDS.check(options, engine)
     check_json_size(options, len(ids))
-    if len(ids) <= current_app.config["LONG_SENTENCE_TOKENS"]:
+    if not engine.is_long(len(ids)):
         return describe(engine, options, ids, offsets)
     with current_app.extensions["heads.long_sentences"]:  # (L, H, T, T) at T = 1,024 is 600 MB: one at a time
         try:

@@ -21,10 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class ModelRegistry:
-    def __init__(self, models_dir, default: str, max_tokens: int | None, max_chars: int, threads: int | None):
+    def __init__(self, models_dir, default: str, **engine_options):
         self.models_dir = Path(models_dir)
         self.preferred = default
-        self.engine_options = dict(max_tokens=max_tokens, max_chars=max_chars, threads=threads)
+        self.engine_options = engine_options  # Engine.load's: max_tokens, max_chars, threads, long_sentence_tokens
         self.engines: dict[str, Engine] = {}
         self.failures: dict[str, str] = {}
         self.failed_as: dict[str, tuple] = {}  # name -> the directory's fingerprint when it failed
