@@ -101,7 +101,7 @@ class Engine:
             raise ModelError(f"{self.path / GRAPH} failed on a {n_tokens}-token sentence "
                              f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
                              f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
-                             f"graph: {REEXPORT_HINT}", status=503) from None
+                             f"graph: {REEXPORT_HINT}") from None
         return attention
 
     def is_long(self, n_tokens: int) -> bool:
