@@ -27,8 +27,7 @@ from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, T
 MAX_TEXT_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
 # A sentence longer than this is long: its run hands onnxruntime's arena back when it ends (the caller then returns
 # the memory to the system, release_freed_memory). The arena otherwise keeps the peak of the longest sentence ever
-# run for the life of the process, hundreds of MB after one 1,024-token sentence. Shorter runs keep it, as reusing
-# it is faster (benchmarks/bench_options.py times the arena).
+# run for the life of the process. Shorter runs keep it: reusing it spares every run its allocations.
 LONG_SENTENCE_TOKENS = 256
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 MALLOC_ARENAS = 2
@@ -140,20 +139,18 @@ def check_text(text, max_chars: int) -> None:
                          "remove it") from None
 
 
-
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     """Cap glibc's malloc arenas, before the request threads start. glibc gives threads arenas of their own (up
-    to 8 per core), and each keeps its own freed pieces: a worker with 8 threads grew 28 MB under load, 15 with
-    2 arenas (benchmarks/bench_server.py). Python's small objects don't use malloc, so there is little to
-    contend for."""
+    to 8 per core), and each keeps its own freed pieces, so a worker's memory grows with its threads for no gain:
+    Python's small objects don't use malloc, so there is little to contend for."""
     if glibc := _glibc():
         glibc.mallopt(M_ARENA_MAX, arenas)
 
 
 def release_freed_memory() -> None:
     """Hand freed memory back to the system: after loading (the parsed protobuf, unpacked weights), and after a
-    long sentence (its activations). glibc keeps it otherwise: a served GPT-2 small would sit ~190 MB above its
-    model file after loading, and ~400 MB more after one 1,024-token sentence, for nothing."""
+    long sentence (its activations). glibc keeps it otherwise, and a worker would stay at its largest for good
+    (tests/test_faults.py checks that a 1,024-token sentence leaves nothing behind)."""
     if glibc := _glibc():
         glibc.malloc_trim(0)
 
