@@ -8,7 +8,6 @@ import gzip
 import logging
 import threading
 from pathlib import Path
-from urllib.parse import unquote_to_bytes
 
 import orjson
 from flask import Blueprint, Response, current_app, request
@@ -16,21 +15,28 @@ from flask import Blueprint, Response, current_app, request
 from twelve_heads.errors import HeadsError, InputError
 from twelve_heads.modeldir import ATLAS, BOS_TOKEN, MANIFEST
 
-from .api import GZIP_LEVEL, query_bool
+from .api import GZIP_LEVEL
 from .atlas_file import NoAtlas, atlas_view, read_atlas
 from .atlas_view import served_view
+from .fields import Field, Fields, boolean, model_name, query_boolean
 
 bp = Blueprint("atlas", __name__)
 log = logging.getLogger(__name__)
 
-FIELDS = ("model", "prepend_bos", "sink_aware")
+# /api/atlas's fields; the README's table lists each.
+ATLAS_FIELDS = Fields(
+    Field("model", model_name, None, "a name from /api/models; DEFAULT_MODEL when absent"),
+    Field("prepend_bos", boolean, False, f"the view computed with {BOS_TOKEN} first", from_query=query_boolean),
+    Field("sink_aware", boolean, False, "the view computed with the first token's column set aside",
+          from_query=query_boolean),
+)
 
 
 @bp.get("/api/atlas")
 def atlas():
-    options = parse_atlas_query()
-    engine = current_app.extensions["heads.models"].get(options["model"])
-    body = current_app.extensions["heads.atlases"].body(engine, options["prepend_bos"], options["sink_aware"])
+    options = ATLAS_FIELDS.parse()
+    engine = current_app.extensions["heads.models"].get(options.model)
+    body = current_app.extensions["heads.atlases"].body(engine, options.prepend_bos, options.sink_aware)
     if "gzip" in request.accept_encodings:
         response = Response(body, mimetype="application/json")
         response.headers["Content-Encoding"] = "gzip"
@@ -38,23 +44,6 @@ def atlas():
         response = Response(gzip.decompress(body), mimetype="application/json")
     response.vary.add("Accept-Encoding")
     return response
-
-
-def parse_atlas_query() -> dict:
-    try:
-        unquote_to_bytes(request.query_string.replace(b"+", b" ")).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError("the query string is not valid UTF-8; percent-encode it as UTF-8") from None
-    unknown = sorted(set(request.args) - set(FIELDS))
-    if unknown:
-        shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "…"
-        raise InputError(f"unknown field {shown!r}; the fields are: {', '.join(FIELDS)}")
-    for key in request.args:
-        if len(request.args.getlist(key)) > 1:
-            raise InputError(f'"{key}" is given {len(request.args.getlist(key))} times; give it once')
-    return {"model": request.args.get("model"),
-            "prepend_bos": query_bool("prepend_bos", request.args.get("prepend_bos", "")),
-            "sink_aware": query_bool("sink_aware", request.args.get("sink_aware", ""))}
 
 
 class AtlasStore:
