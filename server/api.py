@@ -42,16 +42,20 @@ def models():
 @bp.route("/api/attention", methods=["GET", "POST"])
 def attention():
     options = parse_request()
-    cache = current_app.extensions["heads.cache"]
     registry = current_app.extensions["heads.models"]
     engine = registry.get(options["model"])
     key = (engine.name, options["text"], options["prepend_bos"], options["sink_aware"], options["format"],
            options["layer"])
+    return cached_json(key, lambda: compute(engine, options))
+
+
+def cached_json(key: tuple, make) -> Response:
+    """The JSON of `make()`, from the cache when `key` was answered before; gzipped for clients that take it."""
+    cache = current_app.extensions["heads.cache"]
     body = cache.get(key)  # kept gzipped: cheaper to send, and four times as many fit in CACHE_BYTES
     if body is None:
-        # orjson: the 144 heads' JSON in 0.05 ms where the standard library takes 0.5 (and the numpy array of
-        # format=json directly, without a list of millions of floats first).
-        body = gzip.compress(orjson.dumps(compute(engine, options), option=orjson.OPT_SERIALIZE_NUMPY),
+        # orjson: the numpy array of format=json directly, without a list of millions of floats first.
+        body = gzip.compress(orjson.dumps(make(), option=orjson.OPT_SERIALIZE_NUMPY),
                              compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
     if "gzip" in request.accept_encodings:
@@ -75,7 +79,11 @@ def compute(engine, options) -> dict:
 
 
 def describe(engine, options, ids, offsets) -> dict:
-    result = engine.attend_ids(ids, offsets)
+    return respond(engine, options, engine.attend_ids(ids, offsets))
+
+
+def respond(engine, options, result) -> dict:
+    """/api/attention's answer for one computed sentence (server/compare.py answers with two of them)."""
     n_layer, n_head, n_tokens, _ = result.attention.shape
     layer = options["layer"]
     if layer is not None and not 0 <= layer < n_layer:
@@ -125,20 +133,7 @@ def pack(attention: np.ndarray) -> dict:
 
 def parse_request() -> dict:
     if request.method == "POST":
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        if request.content_length is None and len(request.get_data(cache=True)) >= limit:
-            raise RequestEntityTooLarge()  # a chunked body has no length to refuse up front; Werkzeug cuts it here
-        try:
-            payload = request.get_json(silent=True)
-        except RecursionError:
-            raise InputError("the request body nests too deeply; send a flat object like "
-                             '{"text": "Hello world"}') from None
-        if payload is None:
-            raise InputError('the request body must be JSON (UTF-8) like {"text": "Hello world"}, '
-                             "sent with Content-Type: application/json")
-        if not isinstance(payload, dict):
-            raise InputError(f'the request body must be a JSON object like {{"text": "Hello world"}}, '
-                             f"not {json_type(payload)}")
+        payload = json_body('{"text": "Hello world"}')
     else:
         try:
             unquote_to_bytes(request.query_string.replace(b"+", b" ")).decode("utf-8")
@@ -176,6 +171,23 @@ def parse_request() -> dict:
     if options["layer"] is not None and (isinstance(options["layer"], bool) or not isinstance(options["layer"], int)):
         raise InputError(f'"layer" must be a whole number, not {json_type(options["layer"])}')
     return options
+
+
+def json_body(example: str) -> dict:
+    """The POSTed JSON object; InputError (showing `example`, a request that works) for anything else."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()  # a chunked body has no length to refuse up front; Werkzeug cuts it here
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:
+        raise InputError(f"the request body nests too deeply; send a flat object like {example}") from None
+    if payload is None:
+        raise InputError(f"the request body must be JSON (UTF-8) like {example}, "
+                         "sent with Content-Type: application/json")
+    if not isinstance(payload, dict):
+        raise InputError(f"the request body must be a JSON object like {example}, not {json_type(payload)}")
+    return payload
 
 
 def query_bool(key: str, value: str) -> bool:
