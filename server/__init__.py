@@ -49,7 +49,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["heads.long_sentences"] = threading.BoundedSemaphore(app.config["LONG_SENTENCE_CONCURRENCY"])
 
     from .api import bp
+    from .compare import bp as compare_bp
     app.register_blueprint(bp)
+    app.register_blueprint(compare_bp)
     ratelimit.init_app(app)
 
     @app.get("/")
@@ -63,7 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
         if err.code == 404:
-            message = f"nothing at {request.path[:200]}; the API is /api/models and /api/attention"
+            message = f"nothing at {request.path[:200]}; the API is /api/models, /api/attention and /api/compare"
         elif err.code == 405:
             allowed = sorted(set(getattr(err, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
             message = f"{request.method} is not allowed on {request.path[:200]}; use {' or '.join(allowed)}"

@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 from flask import Flask, jsonify, request
 
-LIMITED_ENDPOINTS = {"api.attention"}  # the page, /api/models and /healthz cost nothing worth limiting
+LIMITED_ENDPOINTS = {"api.attention", "compare.compare"}  # the page, /api/models and /healthz cost nothing worth limiting
 MAX_CLIENTS = 20_000  # ≈ 450 bytes each (measured): under 10 MB however many addresses a flood uses
 MAX_ADDRESS_CHARS = 64  # an IPv6 address with a zone fits; a forged header cannot grow a key
 
