@@ -10,9 +10,10 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from twelve_heads.errors import InputError, ModelError
+from twelve_heads.modeldir import BOS_TOKEN
 
 from .engine import release_freed_memory
-from .heads import label_heads, layer_counts
+from .heads import EMPTY_ROW_MASS, LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
 
 bp = Blueprint("api", __name__)
 
@@ -36,7 +37,17 @@ def models():
         default = registry.default_name()
     except ModelError:  # none is ready; the summaries say why
         default = None
-    return {"models": summaries, "default": default}
+    return {"models": summaries, "default": default, **GLOSSARY}
+
+
+# What the page shows beside the heads, from the one home of each fact: the labels and scores with their
+# meanings, the token prepend_bos adds, and the mass below which a sink-aware row counts as empty.
+GLOSSARY = {
+    "labels": [{"name": name, "meaning": LABEL_MEANINGS[name]} for name in LABELS],  # in the page's order
+    "scores": [{"name": name, "meaning": meaning} for name, meaning in SCORE_MEANINGS.items()],
+    "bos_token": BOS_TOKEN,
+    "empty_row_mass": EMPTY_ROW_MASS,
+}
 
 
 @bp.route("/api/attention", methods=["GET", "POST"])
