@@ -6,7 +6,8 @@
      makeAlignment(pairs, nA, nB, firstDifference)  pairs: [[a, b], …], strictly increasing in both; from the
                                                      server (/api/compare's "alignment") or built here
      identityAlignment(n)                             the same n tokens on both sides (Intervene)
-   The aligned index i names pairs[i]; the difference matrix is indexed by it.
+   The aligned index i names pairs[i]; the difference matrix is indexed by it. An alignment also holds bOf / aOf
+   (a position's partner on the other side) and indexOfA / indexOfB (a position's aligned index), -1 for none.
 
    Numbers (pure, no DOM; tests/js/diff.test.mjs):
      rowDistance(rowA, rowB, keys)          total variation: half the L1 distance, a key without a partner
@@ -56,14 +57,17 @@ const MIN_BAR_SHARE = 0.005;  // a bar this small is still drawn one pixel wide,
  *  unmatched. `firstDifference` is where the two token sequences first differ (the length of their common
  *  prefix): every row before it is the same in A and B by causality. */
 export function makeAlignment(pairs, nA, nB, firstDifference) {
-  const bOf = new Int32Array(nA).fill(-1);
+  const bOf = new Int32Array(nA).fill(-1);  // A's position → its partner in B, -1 for none
   const aOf = new Int32Array(nB).fill(-1);
+  const indexOfA = new Int32Array(nA).fill(-1);  // A's position → its aligned index, -1 for none
+  const indexOfB = new Int32Array(nB).fill(-1);
   pairs.forEach(([a, b], index) => {
     console.assert(index === 0 || (a > pairs[index - 1][0] && b > pairs[index - 1][1]), "alignment: not increasing");
     bOf[a] = b;
     aOf[b] = a;
+    indexOfA[a] = indexOfB[b] = index;
   });
-  return { pairs, nA, nB, firstDifference, bOf, aOf,
+  return { pairs, nA, nB, firstDifference, bOf, aOf, indexOfA, indexOfB,
     same: nA === nB && pairs.length === nA };  // every position has its partner at the same index
 }
 
@@ -323,7 +327,10 @@ function changeCell({ a, b }) {
   const cell = document.createElement("td");
   cell.className = "change-cell";
   const difference = (a ?? 0) - (b ?? 0);
-  cell.textContent = `${difference > 0 ? "+" : difference < 0 ? "−" : ""}${Math.abs(difference).toFixed(2)}`;
+  const shown = Math.abs(difference).toFixed(2);
+  const sign = shown === "0.00" ? "" : difference > 0 ? "+" : "−";  // no "−0.00"
+  cell.textContent = `${sign}${shown}`;
+  cell.title = difference.toFixed(4);
   cell.style.backgroundColor = divergingColour(difference, 1);
   cell.style.color = Math.abs(difference) > 0.6 ? "#fff" : "#111";
   return cell;
