@@ -33,7 +33,7 @@ test("the lesson's layer is the one holding most of the top heads, and a tie acc
   const clear = lessonSolution(heads([[0.01, 0.02], [0.5, 0.4], [0.45, 0.03]]), 3);
   assert.deepEqual(clear.answers.layer, ["1"]);
   assert.deepEqual(clear.counts, [0, 2, 1]);
-  assert.deepEqual(clear.showMe, { layer: 1, head: 0 });
+  assert.deepEqual(clear.showMe, { layer: 1, head: 0, focused: true });
   assert.match(clear.text, /^Of the 3 heads that change most, 2 are in layer 1, 1 is in layer 2\./);
   const tie = lessonSolution(heads([[0.5, 0.01], [0.4, 0.02]]), 2);
   assert.deepEqual(tie.answers.layer, ["0", "1"]);
