@@ -17,31 +17,56 @@ compared where both queries are aligned; over keys, an aligned key is one outcom
 key without a partner is an outcome of its own, so its whole mass counts towards the distance.
 """
 
+from dataclasses import replace
 from difflib import SequenceMatcher
 
 import numpy as np
 from flask import Blueprint, current_app
 
 from twelve_heads.errors import InputError
+from twelve_heads.modeldir import BOS_TOKEN
 
-from .api import cached_json, json_body, json_type, respond
+from .api import ATTENTION_FIELDS, cached_json, respond
 from .engine import release_freed_memory
+from .fields import Field, Fields, boolean, model_name, sentence
 
 bp = Blueprint("compare", __name__)
 
-FIELDS = ("a", "b", "model", "prepend_bos", "ablate")
-SENTENCES = {"a": "the first sentence", "b": "the sentence to compare it with"}
-EXAMPLE = '{"a": "The trophy is too big.", "b": "The trophy is too small."}'
 CHANGE_DIGITS = 6  # a distance in [0, 1]; the packed attention it comes from is exact to 7.6e-6
-# The format both sentences come in: the page's (and its per-layer fetching for long sentences).
-SENTENCE_OPTIONS = {"sink_aware": False, "format": "packed", "layer": None}
+
+
+def compared_sentence(field: Field, value) -> str:
+    text = sentence(field, value)
+    if not text.strip():  # the engine would say "the text is empty" without saying which
+        raise InputError(f'"{field.name}" is empty; type {field.help}')
+    return text
+
+
+def no_knock_out(field: Field, value) -> tuple:
+    """Knocked-out heads (issue 14). Until /api/attention learns `ablate`, only "none" is accepted; then this
+    becomes its parser, and `compute` runs both sentences with those heads knocked out."""
+    if value is None or value == []:
+        return ()
+    raise InputError(f'"{field.name}" (knocking heads out) is not available on this server yet; leave it out')
+
+
+# /api/compare's fields, in the order they are checked; the README's table lists each.
+COMPARE_FIELDS = Fields(
+    Field("a", compared_sentence, None, "the first sentence"),
+    Field("b", compared_sentence, None, "the sentence to compare it with"),
+    Field("model", model_name, None, "a name from /api/models; DEFAULT_MODEL when absent"),
+    Field("prepend_bos", boolean, False, f"put {BOS_TOKEN} first in both"),
+    Field("ablate", no_knock_out, None, "heads to knock out in both runs"),
+    example='{"a": "The trophy is too big.", "b": "The trophy is too small."}',
+)
+SENTENCES = ("a", "b")
 
 
 @bp.post("/api/compare")
 def compare():
-    options = parse_compare(json_body(EXAMPLE))
-    engine = current_app.extensions["heads.models"].get(options["model"])
-    key = ("/api/compare", engine.name, options["a"], options["b"], options["prepend_bos"], options["ablate"])
+    options = COMPARE_FIELDS.parse()
+    engine = current_app.extensions["heads.models"].get(options.model)
+    key = replace(options, model=engine.name)  # its own class: never equal to an /api/attention key
     return cached_json(key, lambda: compute(engine, options))
 
 
@@ -49,7 +74,7 @@ def compute(engine, options) -> dict:
     tokenized = {name: tokenize(engine, name, options) for name in SENTENCES}
     if max(len(ids) for ids, _ in tokenized.values()) <= current_app.config["LONG_SENTENCE_TOKENS"]:
         return describe(engine, options, tokenized)
-    with current_app.extensions["heads.long_sentences"]:  # as /api/attention: two (L, H, T, T) arrays at a time
+    with current_app.extensions["heads.long_sentences"]:  # as /api/attention; here two (L, H, T, T) arrays
         try:
             return describe(engine, options, tokenized)
         finally:
@@ -59,17 +84,21 @@ def compute(engine, options) -> dict:
 def describe(engine, options, tokenized) -> dict:
     results = {name: engine.attend_ids(ids, offsets) for name, (ids, offsets) in tokenized.items()}
     alignment = align(results["a"].ids, results["b"].ids)
-    sentence_options = {**SENTENCE_OPTIONS, "prepend_bos": options["prepend_bos"]}
+    # Each sentence as /api/attention answers it with format=packed: the page's format, and its per-layer
+    # fetching for long sentences.
+    as_attention = {name: ATTENTION_FIELDS.options_type(text=getattr(options, name), model=options.model,
+                                                        prepend_bos=options.prepend_bos, sink_aware=False,
+                                                        format="packed", layer=None) for name in SENTENCES}
     n_layer, n_head = engine.n_layer, engine.n_head
     return {
         "model": engine.name,
         "synthetic": engine.synthetic,
         "n_layer": n_layer,
         "n_head": n_head,
-        "prepend_bos": options["prepend_bos"],
+        "prepend_bos": options.prepend_bos,
         "alignment": alignment,
         "heads": head_changes(results["a"].attention, results["b"].attention, alignment),
-        **{name: respond(engine, sentence_options, result) for name, result in results.items()},
+        **{name: respond(engine, as_attention[name], result) for name, result in results.items()},
     }
 
 
@@ -126,40 +155,8 @@ def describe_change(distances: np.ndarray, pairs: list[list[int]]) -> dict:
                      "distance": round(float(distances[peak]), CHANGE_DIGITS)}}
 
 
-def tokenize(engine, name: str, options: dict) -> tuple[list[int], list[tuple[int, int]]]:
+def tokenize(engine, name: str, options) -> tuple[list[int], list[tuple[int, int]]]:
     try:
-        return engine.tokenize(options[name], prepend_bos=options["prepend_bos"])
+        return engine.tokenize(getattr(options, name), prepend_bos=options.prepend_bos)
     except InputError as err:  # which of the two sentences it is about
         raise InputError(f"sentence {name}: {err}", status=err.status) from None
-
-
-def parse_compare(payload: dict) -> dict:
-    unknown = sorted(set(payload) - set(FIELDS))
-    if unknown:
-        shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "…"
-        hint = ' (the two sentences go in "a" and "b")' if unknown[0] == "text" else ""
-        raise InputError(f"unknown field {shown!r}; the fields are: {', '.join(FIELDS)}{hint}")
-    options = {"model": payload.get("model"), "prepend_bos": payload.get("prepend_bos", False)}
-    for name, meaning in SENTENCES.items():
-        text = payload.get(name)
-        if text is None:
-            raise InputError(f'"{name}" is required: {meaning}')
-        if not isinstance(text, str):
-            raise InputError(f'"{name}" must be a string, not {json_type(text)}')
-        if not text.strip():
-            raise InputError(f'"{name}" is empty; type {meaning}')
-        options[name] = text
-    if options["model"] is not None and not isinstance(options["model"], str):
-        raise InputError(f'"model" must be a string (a name from /api/models), not {json_type(options["model"])}')
-    if not isinstance(options["prepend_bos"], bool):
-        raise InputError(f'"prepend_bos" must be true or false, not {json_type(options["prepend_bos"])}')
-    options["ablate"] = parse_ablate(payload.get("ablate"))
-    return options
-
-
-def parse_ablate(value) -> tuple:
-    """Knocked-out heads (issue 14). Until /api/attention learns `ablate`, only "none" is accepted; then this
-    becomes its parser, and `compute` runs both sentences with those heads knocked out."""
-    if value is None or value == []:
-        return ()
-    raise InputError('"ablate" (knocking heads out) is not available on this server yet; leave it out')

@@ -122,7 +122,7 @@ class Engine:
 
 def check_text(text, max_chars: int) -> None:
     if not isinstance(text, str):
-        raise InputError(f"the text must be a string, not {type(text).__name__}")
+        raise InputError.wrong_type("text", "a string", text)
     if not text.strip():
         raise InputError("the text is empty; type a sentence to look at")
     if len(text) > max_chars:
