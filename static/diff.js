@@ -34,7 +34,7 @@
    Colours: ColorBrewer RdBu, reversed so that red is "more in A", blue "more in B" and white no change; RdBu
    is among ColorBrewer's colour-blind-safe diverging schemes, and its lightness is symmetric around 0. */
 
-import { MASKED_RGB } from "./heatmap.js";
+import { MASKED_RGB, buildLut, rgbaPixels } from "./heatmap.js";
 import { shortToken, visibleToken } from "./attention.js";
 
 // ColorBrewer RdBu (11 classes), from −limit (blue) to +limit (red); the middle stop is the zero.
@@ -344,25 +344,4 @@ function row(tag, texts) {
     return cell;
   }));
   return line;
-}
-
-function rgbaPixels(rgb) {
-  const pixels = new Uint32Array(rgb.length / 3);
-  const bytes = new Uint8ClampedArray(pixels.buffer);
-  for (let at = 0; at < pixels.length; at++) bytes.set([rgb[3 * at], rgb[3 * at + 1], rgb[3 * at + 2], 255], 4 * at);
-  return pixels;
-}
-
-function buildLut(stops, size) {
-  const rgb = stops.map((hex) => [1, 3, 5].map((at) => parseInt(hex.slice(at, at + 2), 16)));
-  const lut = new Uint8ClampedArray(size * 3);
-  for (let step = 0; step < size; step++) {
-    const position = (step / (size - 1)) * (rgb.length - 1);
-    const low = Math.min(Math.floor(position), rgb.length - 2);
-    const mix = position - low;
-    for (let channel = 0; channel < 3; channel++) {
-      lut[step * 3 + channel] = rgb[low][channel] * (1 - mix) + rgb[low + 1][channel] * mix;
-    }
-  }
-  return lut;
 }
