@@ -312,3 +312,21 @@ def test_screenshots_of_the_trophy_pair_at_the_last_layer(tab):
     page.locator(".thumb[data-head='0']").click()
     tab.ready()
     shot(page, "compare-trophy-last-layer-focus.png")
+
+
+def test_long_sentences_fetch_each_layer_of_both_as_it_is_shown(tab, server):
+    base = " ".join([BIG, "The cat sat on the mat. The cat sat on the mat.", "apples, pears, plums, cherries."] * 6)
+    a, b = base + " It was big.", base + " It was far too small."
+    expected = compared(server, a, b)
+    assert expected["a"]["attention_per_layer"] and expected["b"]["attention_per_layer"]
+    page = tab.open(fragment(text=a, b=b, layer=9))
+    assert page.locator(".thumb.pending").count() == 0
+    assert page.locator(".thumb .change").all_text_contents() == [f"Δ{h['change']:.2f}" for h in expected["heads"][9]]
+    loaded = page.evaluate("""async () => {
+        const { state } = await import("/static/state.js");
+        return [[...state.attention.layers.keys()], [...state.compare.result.attentionB.layers.keys()]];
+    }""")
+    assert loaded == [[9], [9]]
+    page.locator(".thumb[data-head='5']").click()
+    tab.ready()
+    assert page.locator("#row-bars tbody tr").count() > 0
