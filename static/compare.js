@@ -106,7 +106,8 @@ export function lessonSolution(heads, top) {
   const text = first.change === 0 ? "No head changes: the sentences do not differ where a head could see it."
     : `Of the ${top} heads that change most, ${spread}. The most: layer ${first.layer} head ${first.head} ` +
       `(change ${first.change.toFixed(3)}). Answer: layer ${layers.join(" or ")}.`;
-  return { answers: { layer: layers.map(String) }, text, counts, showMe: { layer: first.layer, head: first.head, focused: true } };
+  const showMe = { layer: first.layer, head: first.head, focused: true };
+  return { answers: { layer: layers.map(String) }, text, counts, showMe };
 }
 
 /** Whether the comparison on show is the lesson's pair (the experiment checks only that one). */

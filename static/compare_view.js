@@ -215,7 +215,8 @@ export function drawCompareFocus(elements, state) {
   const context = elements.canvasA.getContext("2d");
   const guess = matrixGeometry(context, labels, 11);
   const width = Math.max(300, elements.panels.clientWidth);
-  const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, Math.floor((width - 3 * (guess.margin + 2) - 2 * PANEL_GAP) / (3 * n))));
+  const fit = Math.floor((width - 3 * (guess.margin + 2) - 2 * PANEL_GAP) / (3 * n));  // three panels in a row
+  const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, fit));
   const side = (canvas, tokens, paint) => {
     const geometry = matrixGeometry(canvas.getContext("2d"), tokens, cell);
     const surface = sized(canvas, geometry);
@@ -225,15 +226,18 @@ export function drawCompareFocus(elements, state) {
   const [queryA, queryB] = alignment.pairs[probe.query];
   const keyA = alignment.pairs[probe.key][0];
   const keyB = alignment.pairs[probe.key][1];
-  side(elements.canvasA, result.tokens, (surface, geometry) => paintMatrix(surface, geometry, { attention: state.attention,
-    layer, head, sinkAware: false, tokens: result.tokens, probe: { query: queryA, key: keyA }, cacheKey: `a/${state.resultId}` }));
-  side(elements.canvasB, b.tokens, (surface, geometry) => paintMatrix(surface, geometry, { attention: attentionB,
-    layer, head, sinkAware: false, tokens: b.tokens, probe: { query: queryB, key: keyB }, cacheKey: `b/${state.resultId}` }));
+  side(elements.canvasA, result.tokens, (surface, geometry) => paintMatrix(surface, geometry, {
+    attention: state.attention, layer, head, sinkAware: false, tokens: result.tokens,
+    probe: { query: queryA, key: keyA }, cacheKey: `a/${state.resultId}` }));
+  side(elements.canvasB, b.tokens, (surface, geometry) => paintMatrix(surface, geometry, {
+    attention: attentionB, layer, head, sinkAware: false, tokens: b.tokens,
+    probe: { query: queryB, key: keyB }, cacheKey: `b/${state.resultId}` }));
   const limit = layerLimit(state, layer);
   side(elements.canvasDiff, labels, (surface, geometry) => paintDifference(surface, geometry, {
     difference: layerDifferences(state, layer)[head], n: m, labels, limit, probe }));
   elements.canvasDiff.setAttribute("aria-label", `A minus B for layer ${layer} head ${head}, on a scale from ` +
-    `−${limit} (blue, more in B) to +${limit} (red, more in A). Arrow keys move the probed cell; Enter picks its query.`);
+    `−${limit} (blue, more in B) to +${limit} (red, more in A). Arrow keys move the probed cell; Enter picks ` +
+    "its query.");
   elements.diffLimit.textContent = `±${limit}`;
 
   drawQueryPicker(elements.query, state, labels, query);

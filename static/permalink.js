@@ -14,7 +14,9 @@ export function readPermalink(hash) {
   view.focused = head !== null;
   view.prependBos = params.get("bos") === "1";
   view.sinkAware = params.get("sink") === "1";
-  if (params.has("b")) view.compare = { open: true, textB: params.get("b"), view: params.get("diff") === "1" ? "diff" : "side" };
+  if (params.has("b")) {
+    view.compare = { open: true, textB: params.get("b"), view: params.get("diff") === "1" ? "diff" : "side" };
+  }
   return view;
 }
 

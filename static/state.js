@@ -37,7 +37,8 @@ export const state = {
 let drawPending = false;
 let drawFunction = () => {};
 let inflight = null;  // AbortController of the request that will replace `result`
-const layerRequests = new Map();  // "a/layer" (or "b/…" when comparing) -> promise, for long sentences fetched one layer at a time
+// "a/layer" (and "b/layer" when comparing) -> promise, for long sentences fetched one layer at a time
+const layerRequests = new Map();
 
 export function onDraw(draw) {
   drawFunction = draw;

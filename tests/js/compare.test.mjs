@@ -44,7 +44,8 @@ test("the note says when the sentences tokenize differently and which tokens hav
                 pairs: [[0, 0], [1, 1], [2, 3], [3, 4]], unmatched_a: [], unmatched_b: [2] };
   const comparison = { raw, alignment: makeAlignment(raw.pairs, 4, 5, 2) };
   const note = tokenizationNote(comparison, ["The", " film", " good", "."], ["The", " film", " not", " good", "."]);
-  assert.match(note, /^A and B tokenize differently \(4 and 5 tokens\): 4 positions are aligned by their token ids; “ not” in B has no partner\./);
+  assert.ok(note.startsWith("A and B tokenize differently (4 and 5 tokens): 4 positions are aligned by their " +
+    "token ids; “ not” in B has no partner."), note);
   assert.match(note, /first differ at token 2 \(“ good” in A, “ not” in B\)/);
   const same = { raw: { ...raw, n_tokens: [4, 4], compared_rows: 0 }, alignment: comparison.alignment };
   assert.match(tokenizationNote(same, [], []), /^A and B are the same sentence/);
