@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from twelve_heads.errors import HeadsError
 
-from . import ratelimit
+from . import atlas_api, ratelimit
 from .api import bp, error_response
 from .cache import ByteLRU
 from .config import DEFAULTS, from_environment
@@ -52,6 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["heads.long_sentences"] = threading.BoundedSemaphore(app.config["LONG_SENTENCE_CONCURRENCY"])
 
     app.register_blueprint(bp)
+    atlas_api.init_app(app)
     ratelimit.init_app(app)
 
     @app.get("/")
@@ -65,7 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
         if err.code == 404:
-            message = f"nothing at {request.path[:200]}; the API is /api/models and /api/attention"
+            message = f"nothing at {request.path[:200]}; the API is /api/models, /api/attention and /api/atlas"
         elif err.code == 405:
             allowed = sorted(set(getattr(err, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
             message = f"{request.method} is not allowed on {request.path[:200]}; use {' or '.join(allowed)}"
