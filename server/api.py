@@ -79,6 +79,11 @@ def attention():
         body = gzip.compress(orjson.dumps(compute(engine, options), option=orjson.OPT_SERIALIZE_NUMPY),
                              compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
+    return gzipped_json_response(body)
+
+
+def gzipped_json_response(body: bytes) -> Response:
+    """A gzipped JSON body as it is to a client that accepts gzip, unpacked for one that does not."""
     if "gzip" in request.accept_encodings:
         response = Response(body, mimetype="application/json")
         response.headers["Content-Encoding"] = "gzip"
