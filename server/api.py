@@ -84,6 +84,11 @@ def cached_json(key, make) -> Response:
         body = gzip.compress(orjson.dumps(make(), option=orjson.OPT_SERIALIZE_NUMPY),
                              compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
+    return gzipped_json_response(body)
+
+
+def gzipped_json_response(body: bytes) -> Response:
+    """A gzipped JSON body as it is to a client that accepts gzip, unpacked for one that does not."""
     if "gzip" in request.accept_encodings:
         response = Response(body, mimetype="application/json")
         response.headers["Content-Encoding"] = "gzip"

@@ -10,12 +10,12 @@ import threading
 from pathlib import Path
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app
 
 from twelve_heads.errors import HeadsError, InputError
 from twelve_heads.modeldir import ATLAS, BOS_TOKEN, MANIFEST
 
-from .api import GZIP_LEVEL
+from .api import GZIP_LEVEL, gzipped_json_response
 from .atlas_file import NoAtlas, atlas_view, read_atlas
 from .atlas_view import served_view
 from .fields import Field, Fields, boolean, model_name, query_boolean
@@ -36,14 +36,8 @@ ATLAS_FIELDS = Fields(
 def atlas():
     options = ATLAS_FIELDS.parse()
     engine = current_app.extensions["heads.models"].get(options.model)
-    body = current_app.extensions["heads.atlases"].body(engine, options.prepend_bos, options.sink_aware)
-    if "gzip" in request.accept_encodings:
-        response = Response(body, mimetype="application/json")
-        response.headers["Content-Encoding"] = "gzip"
-    else:
-        response = Response(gzip.decompress(body), mimetype="application/json")
-    response.vary.add("Accept-Encoding")
-    return response
+    atlases = current_app.extensions["heads.atlases"]
+    return gzipped_json_response(atlases.body(engine, options.prepend_bos, options.sink_aware))
 
 
 class AtlasStore:

@@ -5,11 +5,13 @@ import gzip
 import json
 import re
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from conftest import REPO, TROPHY
+from conftest import REPO, TROPHY, CountedSlot
 from twelve_heads.server import create_app
 from twelve_heads.server.config import SETTINGS
 from twelve_heads.server.engine import Engine
@@ -283,22 +285,23 @@ def test_responses_are_gzipped_for_clients_that_accept_it(client):
 
 def test_long_sentences_are_computed_one_at_a_time(models_dir):
     """At 1,024 tokens one request holds ~1 GB; concurrent long ones must queue, short ones must not."""
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
     app = create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny", "CACHE_BYTES": 0,
                       "LONG_SENTENCE_TOKENS": 10, "LONG_SENTENCE_CONCURRENCY": 1})
+    slot = app.extensions["heads.long_sentences"] = CountedSlot(app.extensions["heads.long_sentences"])
     engine = app.extensions["heads.models"].get("tiny")
     running, peak, lock, real_run = [0], {"long": 0, "short": 0}, threading.Lock(), engine.run
+    shorts_meet = threading.Barrier(2, timeout=60)  # two short runs at the same time, or it breaks
 
     def observed_run(ids):
-        kind = "long" if len(ids) > 10 else "short"
+        kind = "long" if engine.is_long(len(ids)) else "short"
         with lock:
             running[0] += 1
             peak[kind] = max(peak[kind], running[0])
-        time.sleep(0.05)  # hold the slot long enough for the others to arrive
         try:
+            if kind == "long":  # run only once all six have reached the slot: the others are queued, or inside
+                assert slot.wait_until_reached(6)
+            else:
+                shorts_meet.wait()
             return real_run(ids)
         finally:
             with lock:
@@ -314,4 +317,4 @@ def test_long_sentences_are_computed_one_at_a_time(models_dir):
     with ThreadPoolExecutor(max_workers=6) as pool:
         short_codes = list(pool.map(post, [f"short {n}" for n in range(6)]))
     assert long_codes == short_codes == [200] * 6
-    assert peak["long"] == 1 and peak["short"] > 1
+    assert peak["long"] == 1 and peak["short"] >= 2

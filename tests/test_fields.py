@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, CountedSlot
 from twelve_heads.errors import InputError
 from twelve_heads.server import create_app
 from twelve_heads.server.api import ATTENTION_FIELDS
@@ -46,28 +46,14 @@ def test_what_needs_the_model_is_refused_before_the_forward_pass(app, forward_pa
     assert forward_passes == []
 
 
-class CountedSlot:
-    """The long-sentence semaphore, counting who enters it."""
-
-    def __init__(self, slot):
-        self.slot, self.entered = slot, 0
-
-    def __enter__(self):
-        self.entered += 1
-        return self.slot.__enter__()
-
-    def __exit__(self, *exc):
-        return self.slot.__exit__(*exc)
-
-
 def test_a_long_bad_request_never_takes_the_long_sentence_slot(models_dir):
     app = create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny", "LONG_SENTENCE_TOKENS": 10})
     slot = app.extensions["heads.long_sentences"] = CountedSlot(app.extensions["heads.long_sentences"])
     client = app.test_client()
     assert client.post("/api/attention", json={"text": LONG, "layer": 5}).status_code == 400
-    assert slot.entered == 0
+    assert slot.reached == 0
     assert client.post("/api/attention", json={"text": LONG, "layer": 1}).status_code == 200
-    assert slot.entered == 1  # the same sentence, asked for rightly, does take it
+    assert slot.reached == 1  # the same sentence, asked for rightly, does take it
 
 
 def test_a_good_request_runs_the_graph_once_and_a_repeat_not_at_all(app, forward_passes):
