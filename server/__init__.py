@@ -63,7 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
         if err.code == 404:
-            message = f"nothing at {request.path[:200]}; the API is /api/models and /api/attention"
+            message = f"nothing at {request.path[:200]}; the API is /api/models, /api/attention and /api/tokens"
         elif err.code == 405:
             allowed = sorted(set(getattr(err, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
             message = f"{request.method} is not allowed on {request.path[:200]}; use {' or '.join(allowed)}"

@@ -18,6 +18,7 @@ bp = Blueprint("api", __name__)
 
 FORMATS = ("summary", "json", "packed")  # summary: labels only; json: + nested floats; packed: + uint16 for the page
 FIELDS = ("text", "model", "prepend_bos", "sink_aware", "format", "layer")
+TOKEN_FIELDS = ("text", "model", "prepend_bos")  # /api/tokens: what decides how a sentence tokenizes
 GZIP_LEVEL = 1  # the page's 16-token answer: 48 KB in 1.0 ms; level 5 saves 2 KB for half a millisecond more
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
@@ -61,6 +62,16 @@ def attention():
         response = Response(gzip.decompress(body), mimetype="application/json")
     response.vary.add("Accept-Encoding")
     return response
+
+
+@bp.post("/api/tokens")
+def tokens():
+    """How many tokens a text is for a model, and the most it reads: the page's live count as the student types.
+    A text over the token limit is counted, not refused; text that cannot be a sentence gets the usual 400."""
+    options = parse_request(TOKEN_FIELDS)
+    engine = current_app.extensions["heads.models"].get(options["model"])
+    ids, _ = engine.encode(options["text"], prepend_bos=options["prepend_bos"])
+    return {"n_tokens": len(ids), "max_tokens": engine.max_tokens}
 
 
 def compute(engine, options) -> dict:
@@ -123,7 +134,7 @@ def pack(attention: np.ndarray) -> dict:
             "data": base64.b64encode(quantized.tobytes()).decode("ascii")}
 
 
-def parse_request() -> dict:
+def parse_request(fields: tuple[str, ...] = FIELDS) -> dict:
     if request.method == "POST":
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is None and len(request.get_data(cache=True)) >= limit:
@@ -150,10 +161,10 @@ def parse_request() -> dict:
                 payload[key] = query_bool(key, payload[key])
         if "layer" in payload:
             payload["layer"] = query_int("layer", payload["layer"])
-    unknown = sorted(set(payload) - set(FIELDS))
+    unknown = sorted(set(payload) - set(fields))
     if unknown:
         shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "…"
-        raise InputError(f"unknown field {shown!r}; the fields are: {', '.join(FIELDS)}")
+        raise InputError(f"unknown field {shown!r}; the fields are: {', '.join(fields)}")
     options = {
         "text": payload.get("text"),
         "model": payload.get("model"),

@@ -23,6 +23,9 @@ from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, T
                                    read_manifest, verify_files)
 
 DEFAULT_MAX_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
+# English prose runs about 4.5 characters per GPT-2 token (the atlas corpus's narrative and long items: 4.7;
+# dialogue: 3.8), so a refusal by characters can say roughly how much text the model's token limit allows.
+ENGLISH_CHARS_PER_TOKEN = 4.5
 # onnxruntime's memory arena keeps the peak of the longest sentence ever run for the life of the process: +770 MB
 # for GPT-2 small after one 1,024-token sentence. A run this long hands its activations back when it ends (the
 # caller then returns them to the system, release_freed_memory). Shorter runs keep the arena: reusing it is why
@@ -103,7 +106,16 @@ class Engine:
         return attention
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
-        check_text(text, self.max_chars)
+        """Token ids and character spans of `text`; InputError when the model cannot read that many."""
+        ids, offsets = self.encode(text, prepend_bos)
+        if len(ids) > self.max_tokens:
+            raise InputError(f"the sentence has {len(ids):,} tokens; this model reads at most {self.max_tokens:,}. "
+                             "Shorten it")
+        return ids, offsets
+
+    def encode(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+        """`tokenize` without the token limit: what /api/tokens counts while the student types."""
+        check_text(text, self.max_chars, self.max_tokens)
         encoding = self.tokenizer.encode(text)
         ids, offsets = list(encoding.ids), [tuple(span) for span in encoding.offsets]
         if prepend_bos:
@@ -111,22 +123,23 @@ class Engine:
             if bos is None:
                 raise InputError(f"model {self.name!r} has no {BOS_TOKEN} token to prepend; turn prepend_bos off")
             ids, offsets = [bos] + ids, [(0, 0)] + offsets
-        if len(ids) > self.max_tokens:
-            raise InputError(f"the sentence has {len(ids):,} tokens; this model reads at most {self.max_tokens:,}. "
-                             "Shorten it")
         return ids, offsets
 
     def display(self, token_id: int) -> str:
         return token_display(self.tokenizer.id_to_token(token_id))
 
 
-def check_text(text, max_chars: int) -> None:
+def check_text(text, max_chars: int, max_tokens: int) -> None:
+    """Refuse text that cannot be a sentence before tokenizing it. The character limit only guards the tokenizer;
+    the limit a student meets is the model's, in tokens, so the message speaks of that."""
     if not isinstance(text, str):
         raise InputError(f"the text must be a string, not {type(text).__name__}")
     if not text.strip():
         raise InputError("the text is empty; type a sentence to look at")
     if len(text) > max_chars:
-        raise InputError(f"the text has {len(text):,} characters; the limit is {max_chars:,}. Shorten it")
+        about = max(100, round(max_tokens * ENGLISH_CHARS_PER_TOKEN / 100) * 100)
+        raise InputError(f"the text has {len(text):,} characters; this model reads at most {max_tokens:,} tokens "
+                         f"(about {about:,} characters of English). Shorten it")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
