@@ -10,12 +10,13 @@ import os
 import threading
 from pathlib import Path
 
-from flask import Flask, jsonify, request, send_from_directory
+from flask import Flask, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from twelve_heads.errors import HeadsError
 
 from . import ratelimit
+from .api import bp, error_response
 from .cache import ByteLRU
 from .config import DEFAULTS, from_environment
 from .engine import limit_malloc_arenas
@@ -48,7 +49,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["heads.cache"] = ByteLRU(app.config["CACHE_BYTES"])
     app.extensions["heads.long_sentences"] = threading.BoundedSemaphore(app.config["LONG_SENTENCE_CONCURRENCY"])
 
-    from .api import bp
     app.register_blueprint(bp)
     ratelimit.init_app(app)
 
@@ -58,7 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.errorhandler(HeadsError)
     def heads_error(err: HeadsError):
-        return jsonify(error=str(err)), err.status
+        return error_response(str(err), err.status)
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
@@ -71,12 +71,12 @@ def create_app(test_config: dict | None = None) -> Flask:
             message = f"the request body is over {app.config['MAX_CONTENT_LENGTH']:,} bytes; send a shorter text"
         else:
             message = err.description
-        return jsonify(error=message), err.code
+        return error_response(message, err.code)
 
     @app.errorhandler(Exception)
     def unexpected_error(err: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return jsonify(error="internal error: the server logged it; try again or report it"), 500
+        return error_response("internal error: the server logged it; try again or report it", 500)
 
     @app.after_request
     def security_headers(response):

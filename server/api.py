@@ -1,24 +1,42 @@
-"""The JSON API: /api/models, /api/attention, /healthz. Input is validated here, where it enters."""
+"""The JSON API: /api/models, /api/attention, /api/tokens, /healthz, and the one error body.
+
+Input is validated where it enters: each endpoint's fields are a table (server/fields.py), parsed before the
+model is asked for anything."""
 
 import base64
 import gzip
-from urllib.parse import unquote_to_bytes
+from dataclasses import replace
 
 import numpy as np
 import orjson
-from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from twelve_heads.errors import InputError, ModelError
+from twelve_heads.modeldir import BOS_TOKEN
 
 from .engine import release_freed_memory
-from .heads import label_heads, layer_counts
+from .fields import (Field, Fields, boolean, layer_of_model, model_name, one_of, optional_whole_number,
+                     query_boolean, query_whole_number, sentence)
+from .heads import EMPTY_ROW_MASS, LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
 
 bp = Blueprint("api", __name__)
 
 FORMATS = ("summary", "json", "packed")  # summary: labels only; json: + nested floats; packed: + uint16 for the page
-FIELDS = ("text", "model", "prepend_bos", "sink_aware", "format", "layer")
-TOKEN_FIELDS = ("text", "model", "prepend_bos")  # /api/tokens: what decides how a sentence tokenizes
+# /api/attention's fields, in the order they are checked; the README's table lists each (a test checks).
+ATTENTION_FIELDS = Fields(
+    Field("text", sentence, None, "the sentence to look at"),
+    Field("model", model_name, None, "a name from /api/models; DEFAULT_MODEL when absent"),
+    Field("prepend_bos", boolean, False, f"put {BOS_TOKEN} first, as TransformerLens does",
+          from_query=query_boolean),
+    Field("sink_aware", boolean, False, "score heads with the first token's column removed and rows renormalised",
+          from_query=query_boolean),
+    Field("format", one_of(*FORMATS), "summary", "summary: labels only; json adds the attention as nested lists; "
+                                                 "packed adds it compactly, for the page"),
+    Field("layer", optional_whole_number, None, "with json or packed: only this layer's attention",
+          from_query=query_whole_number, check=layer_of_model),
+)
+# /api/tokens's fields: what decides how a text tokenizes, as /api/attention reads them.
+TOKEN_FIELDS = Fields(*(field for field in ATTENTION_FIELDS.fields if field.name in ("text", "model", "prepend_bos")))
 GZIP_LEVEL = 1  # the page's 16-token answer: 48 KB in 1.0 ms; level 5 saves 2 KB for half a millisecond more
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
@@ -37,21 +55,28 @@ def models():
         default = registry.default_name()
     except ModelError:  # none is ready; the summaries say why
         default = None
-    return {"models": summaries, "default": default}
+    return {"models": summaries, "default": default, **GLOSSARY}
+
+
+# What the page shows beside the heads, from the one home of each fact: the labels and scores with their
+# meanings, the token prepend_bos adds, and the mass below which a sink-aware row counts as empty.
+GLOSSARY = {
+    "labels": [{"name": name, "meaning": LABEL_MEANINGS[name]} for name in LABELS],  # in the page's order
+    "scores": [{"name": name, "meaning": meaning} for name, meaning in SCORE_MEANINGS.items()],
+    "bos_token": BOS_TOKEN,
+    "empty_row_mass": EMPTY_ROW_MASS,
+}
 
 
 @bp.route("/api/attention", methods=["GET", "POST"])
 def attention():
-    options = parse_request()
+    options = ATTENTION_FIELDS.parse()
+    engine = current_app.extensions["heads.models"].get(options.model)
+    key = replace(options, model=engine.name)  # the model it names, not how: absent and named share answers
     cache = current_app.extensions["heads.cache"]
-    registry = current_app.extensions["heads.models"]
-    engine = registry.get(options["model"])
-    key = (engine.name, options["text"], options["prepend_bos"], options["sink_aware"], options["format"],
-           options["layer"])
     body = cache.get(key)  # kept gzipped: cheaper to send, and four times as many fit in CACHE_BYTES
     if body is None:
-        # orjson: the 144 heads' JSON in 0.05 ms where the standard library takes 0.5 (and the numpy array of
-        # format=json directly, without a list of millions of floats first).
+        # orjson serialises format=json's numpy array directly, without a list of millions of floats first.
         body = gzip.compress(orjson.dumps(compute(engine, options), option=orjson.OPT_SERIALIZE_NUMPY),
                              compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
@@ -68,14 +93,25 @@ def attention():
 def tokens():
     """How many tokens a text is for a model, and the most it reads: the page's live count as the student types.
     A text over the token limit is counted, not refused; text that cannot be a sentence gets the usual 400."""
-    options = parse_request(TOKEN_FIELDS)
-    engine = current_app.extensions["heads.models"].get(options["model"])
-    ids, _ = engine.encode(options["text"], prepend_bos=options["prepend_bos"])
+    options = TOKEN_FIELDS.parse()
+    engine = current_app.extensions["heads.models"].get(options.model)
+    ids, _ = engine.encode(options.text, prepend_bos=options.prepend_bos)
     return {"n_tokens": len(ids), "max_tokens": engine.max_tokens}
 
 
+def error_response(message: str, status: int) -> Response:
+    """The one error body, {"error": message}: every failure the app reports is sent through here."""
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
 def compute(engine, options) -> dict:
-    ids, offsets = engine.tokenize(options["text"], prepend_bos=options["prepend_bos"])
+    """Everything that can be refused is refused here, after tokenizing (the length is known) and before the
+    forward pass, so a bad request never holds the long-sentence slot."""
+    ids, offsets = engine.tokenize(options.text, prepend_bos=options.prepend_bos)
+    ATTENTION_FIELDS.check(options, engine)
+    check_json_size(options, len(ids))
     if len(ids) <= current_app.config["LONG_SENTENCE_TOKENS"]:
         return describe(engine, options, ids, offsets)
     with current_app.extensions["heads.long_sentences"]:  # (L, H, T, T) at T = 1,024 is 600 MB: one at a time
@@ -85,13 +121,18 @@ def compute(engine, options) -> dict:
             release_freed_memory()
 
 
+def check_json_size(options, n_tokens: int) -> None:
+    limit = current_app.config["MAX_JSON_ATTENTION_TOKENS"]
+    if options.format == "json" and n_tokens > limit:
+        raise InputError(f"format=json returns L×H×T×T numbers; it is limited to {limit} tokens and this "
+                         f"sentence has {n_tokens}. Shorten it, ask for one layer, or use format=packed")
+
+
 def describe(engine, options, ids, offsets) -> dict:
     result = engine.attend_ids(ids, offsets)
     n_layer, n_head, n_tokens, _ = result.attention.shape
-    layer = options["layer"]
-    if layer is not None and not 0 <= layer < n_layer:
-        raise InputError(f"layer must be between 0 and {n_layer - 1} for model {engine.name!r}, not {layer}")
-    heads = label_heads(result.attention, result.ids, sink_aware=options["sink_aware"])
+    layer = options.layer
+    heads = label_heads(result.attention, result.ids, sink_aware=options.sink_aware)
     response = {
         "model": engine.name,
         "synthetic": engine.synthetic,
@@ -101,21 +142,17 @@ def describe(engine, options, ids, offsets) -> dict:
         "n_layer": n_layer,
         "n_head": n_head,
         "n_tokens": n_tokens,
-        "prepend_bos": options["prepend_bos"],
-        "sink_aware": options["sink_aware"],
+        "prepend_bos": options.prepend_bos,
+        "sink_aware": options.sink_aware,
         "heads": heads,
         "layers": [{"counts": counts} for counts in layer_counts(heads)],
     }
     attention = result.attention if layer is None else result.attention[layer:layer + 1]
-    if options["format"] != "summary":
+    if options.format != "summary":
         response["attention_layers"] = list(range(n_layer)) if layer is None else [layer]
-    if options["format"] == "json":
-        limit = current_app.config["MAX_JSON_ATTENTION_TOKENS"]
-        if n_tokens > limit:
-            raise InputError(f"format=json returns L×H×T×T numbers; it is limited to {limit} tokens and this "
-                             f"sentence has {n_tokens}. Shorten it, ask for one layer, or use format=packed")
+    if options.format == "json":
         response["attention"] = np.round(attention.astype(np.float64), 7)
-    elif options["format"] == "packed":
+    elif options.format == "packed":
         if layer is None and n_tokens > current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]:
             # All layers of a long sentence are megabytes; the page asks for the layer it shows instead.
             response["attention_layers"] = []
@@ -132,79 +169,3 @@ def pack(attention: np.ndarray) -> dict:
     quantized = np.rint(attention[..., rows, keys] * PACKED_SCALE).astype("<u2")  # (L, H, T(T+1)/2)
     return {"encoding": "uint16-tril-base64", "scale": PACKED_SCALE, "shape": list(attention.shape),
             "data": base64.b64encode(quantized.tobytes()).decode("ascii")}
-
-
-def parse_request(fields: tuple[str, ...] = FIELDS) -> dict:
-    if request.method == "POST":
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        if request.content_length is None and len(request.get_data(cache=True)) >= limit:
-            raise RequestEntityTooLarge()  # a chunked body has no length to refuse up front; Werkzeug cuts it here
-        try:
-            payload = request.get_json(silent=True)
-        except RecursionError:
-            raise InputError("the request body nests too deeply; send a flat object like "
-                             '{"text": "Hello world"}') from None
-        if payload is None:
-            raise InputError('the request body must be JSON (UTF-8) like {"text": "Hello world"}, '
-                             "sent with Content-Type: application/json")
-        if not isinstance(payload, dict):
-            raise InputError(f'the request body must be a JSON object like {{"text": "Hello world"}}, '
-                             f"not {json_type(payload)}")
-    else:
-        try:
-            unquote_to_bytes(request.query_string.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError("the query string is not valid UTF-8; percent-encode the text as UTF-8") from None
-        payload = {key: request.args.get(key) for key in request.args}
-        for key in ("prepend_bos", "sink_aware"):
-            if key in payload:
-                payload[key] = query_bool(key, payload[key])
-        if "layer" in payload:
-            payload["layer"] = query_int("layer", payload["layer"])
-    unknown = sorted(set(payload) - set(fields))
-    if unknown:
-        shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "…"
-        raise InputError(f"unknown field {shown!r}; the fields are: {', '.join(fields)}")
-    options = {
-        "text": payload.get("text"),
-        "model": payload.get("model"),
-        "prepend_bos": payload.get("prepend_bos", False),
-        "sink_aware": payload.get("sink_aware", False),
-        "format": payload.get("format", "summary"),
-        "layer": payload.get("layer"),
-    }
-    if options["text"] is None:
-        raise InputError('"text" is required: the sentence to look at')
-    if not isinstance(options["text"], str):
-        raise InputError(f'"text" must be a string, not {json_type(options["text"])}')
-    if options["model"] is not None and not isinstance(options["model"], str):
-        raise InputError(f'"model" must be a string (a name from /api/models), not {json_type(options["model"])}')
-    for key in ("prepend_bos", "sink_aware"):
-        if not isinstance(options[key], bool):
-            raise InputError(f'"{key}" must be true or false, not {json_type(options[key])}')
-    if options["format"] not in FORMATS:
-        raise InputError(f'"format" must be one of {", ".join(FORMATS)}')
-    if options["layer"] is not None and (isinstance(options["layer"], bool) or not isinstance(options["layer"], int)):
-        raise InputError(f'"layer" must be a whole number, not {json_type(options["layer"])}')
-    return options
-
-
-def query_bool(key: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise InputError(f'"{key}" must be true or false, not {value[:40]!r}')
-
-
-def query_int(key: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f'"{key}" must be a whole number, not {value[:40]!r}') from None
-
-
-def json_type(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)

@@ -133,7 +133,7 @@ def check_text(text, max_chars: int, max_tokens: int) -> None:
     """Refuse text that cannot be a sentence before tokenizing it. The character limit only guards the tokenizer;
     the limit a student meets is the model's, in tokens, so the message speaks of that."""
     if not isinstance(text, str):
-        raise InputError(f"the text must be a string, not {type(text).__name__}")
+        raise InputError.wrong_type("text", "a string", text)
     if not text.strip():
         raise InputError("the text is empty; type a sentence to look at")
     if len(text) > max_chars:

@@ -5,18 +5,9 @@ scores; `label_heads` names each head; `layer_counts` tallies the names per laye
 scores the same heads with the first token's column removed and rows renormalised, to show a pattern
 hiding behind an attention sink.
 
-What each label means (one sentence each, for the README):
-- broadcaster: most attention lands on the first token, the "attention sink" heads use as a resting place.
-- diagonal: most attention stays on the current token itself.
-- previous-token: most attention lands on the token just before.
-- duplicate-token: in a sentence with repeats, most attention goes to an earlier copy of the current token.
-- induction: in a sentence with repeats, most attention goes to the token that followed an earlier copy of
-  the current token ("what came next last time").
-- diffuse: attention is spread almost evenly over the sentence (normalised entropy of 0.8 or more).
-- local: most attention lands 1 to 4 tokens back (the first token aside), but not mostly on one of them.
-- long-range: most attention lands 5 or more tokens back, not on the first token.
-- mixed: no single pattern takes a majority of the attention.
-"Most" means a majority (50%). The rules are tried in that order, specific before general: of the first
+What each label means is LABEL_MEANINGS below (one sentence each; the README and /api/models say the same),
+and what each score measures is SCORE_MEANINGS. "Most" means a majority (50%). The rules are tried in
+LABEL_MEANINGS's order, specific before general: of the first
 five, the one with the most evidence wins (on an exact tie the positional one, which would hold on any
 sentence); only then diffuse; only then local or long-range; else mixed. Duplicate-token and induction
 count only when at least 3 rows have an earlier copy of their token, and are measured as lift over what
@@ -35,10 +26,38 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+# The labels in the order the rules try them, each with its meaning (/api/models sends these to the page).
+LABEL_MEANINGS = {
+    "broadcaster": "most attention lands on the first token, the \"attention sink\" heads use as a resting place.",
+    "diagonal": "most attention stays on the current token itself.",
+    "previous-token": "most attention lands on the token just before.",
+    "duplicate-token": "in a sentence with repeats, most attention goes to an earlier copy of the current token.",
+    "induction": "in a sentence with repeats, most attention goes to the token that followed an earlier copy of "
+                 "the current token (\"what came next last time\").",
+    "diffuse": "attention is spread almost evenly over the sentence (normalised entropy of 0.8 or more).",
+    "local": "most attention lands 1 to 4 tokens back (the first token aside), but not mostly on one of them.",
+    "long-range": "most attention lands 5 or more tokens back, not on the first token.",
+    "mixed": "no single pattern takes a majority of the attention.",
+}
+# Each head's scores, each in [0, 1], averaged over its scored rows (the two TransformerLens scores: over all rows).
+SCORE_MEANINGS = {
+    "first": "the share of attention on the first token.",
+    "self": "the share of attention a token keeps on itself.",
+    "previous": "the share of attention on the token just before.",
+    "local": "the share of attention 1 to 4 tokens back, the first token aside.",
+    "long_range": "the share of attention 5 or more tokens back, the first token aside.",
+    "distance": "how far back attention reaches, as a fraction of the farthest it could: 0 on the token itself, "
+                "1 all on the earliest token.",
+    "entropy": "how evenly attention is spread: 0 all on one token, 1 evenly over every token it can see.",
+    "duplicate_token": "TransformerLens's duplicate-token score: the share of all attention on earlier copies of "
+                       "the current token.",
+    "induction": "TransformerLens's induction score: the share of all attention on the token that followed an "
+                 "earlier copy of the current token.",
+}
 LABELS = ("broadcaster", "diagonal", "previous-token", "local", "long-range",
-          "duplicate-token", "induction", "diffuse", "mixed")
-SCORE_NAMES = ("first", "self", "previous", "local", "long_range", "distance", "entropy",
-               "duplicate_token", "induction")
+          "duplicate-token", "induction", "diffuse", "mixed")  # the order of layer_counts and of the page's chips
+SCORE_NAMES = tuple(SCORE_MEANINGS)
+assert set(LABELS) == set(LABEL_MEANINGS)
 
 LOCAL_WINDOW = 4  # tokens: "local" is a distance of 1..4 behind the query
 LONG_RANGE_MIN_DISTANCE = LOCAL_WINDOW + 1  # tokens; adjacent to the window, so the four shares partition a row

@@ -22,6 +22,17 @@ class InputError(HeadsError):
 
     status = 400
 
+    @classmethod
+    def wrong_type(cls, name: str, expected: str, value) -> "InputError":
+        """The one wording for a value of the wrong type: '"layer" must be a whole number, not a string'."""
+        return cls(f'"{name}" must be {expected}, not {type_name(value)}')
+
+
+def type_name(value) -> str:
+    """What `value` is, in the words of JSON (where the API's values come from): "a number", "null"."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
 
 class ModelError(HeadsError):
     """A model directory is missing, incomplete or inconsistent."""
