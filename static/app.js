@@ -15,7 +15,7 @@ import { downloadPicture, focusPicture, gridPicture, pictureName } from "./png.j
 import { countDraft, look, messageOf } from "./requests.js";
 import { currentModel, onDraw, onLayout, schedule, state } from "./state.js";
 import { beginFrame, endFrame } from "./timing.js";
-import { buildLabelKey, buildTokens, drawEmpty, drawGridNote, drawLayerBar, drawModels, drawSentence,
+import { buildLabelKey, buildModels, buildTokens, drawEmpty, drawGridNote, drawLayerBar, drawModels, drawSentence,
   drawTokens } from "./view.js";
 import * as on from "./handlers.js";
 
@@ -48,6 +48,7 @@ const built = {};  // what the layout functions made, and for which shape: {grid
 
 function layout() {
   const { result, glossary } = state;
+  rebuild("models", state.models.map(({ name }) => name).join("\n"), () => buildModels(dom.model, state.models));
   if (!glossary) return;
   rebuild("counts", "1", () => buildCounts(dom.counts, glossary));
   rebuild("labelKey", "1", () => buildLabelKey(dom.labelKey, glossary));

@@ -19,6 +19,7 @@ const MAX_SENTENCE_LINES = 4;
 const FOCUS_MAX_PX = 1400;  // the focused matrix is scaled to fit this
 const FOCUS_MIN_WIDTH = 640;
 const SCALE = 2;  // pixels per CSS px: crisp when printed or zoomed
+const SCALE_BLOCK = 84;  // px under the picture: the colour bar and, below it, what the other colours mean
 const NAME_WORDS = 6;  // of the sentence, in the file name
 const NAME_CHARS = 40;
 
@@ -29,7 +30,7 @@ export function gridPicture(state) {
   const width = PAD * 2 + columns * THUMB + (columns - 1) * 12;
   const title = titleLines(state, `layer ${layer} of ${result.n_layer - 1}, all ${result.n_head} heads`, width);
   const top = PAD + title.height;
-  const height = top + rows * (THUMB + CAPTION + 12) + 60;
+  const height = top + rows * (THUMB + CAPTION + 12) + SCALE_BLOCK;
   const { canvas, context } = surface(width, height);
   drawTitle(context, title);
   const n = Math.min(result.n_tokens, THUMB_MAX_CELLS);
@@ -50,7 +51,7 @@ export function gridPicture(state) {
     context.textBaseline = "top";
     context.fillText(fitted(context, `H${head} ${tag.name} ${confidenceText(tag)}`, THUMB - 14), x + 14, y + THUMB + 4);
   });
-  drawScale(context, PAD, height - 40, sinkAware);
+  drawScale(context, PAD, height - SCALE_BLOCK + 12, width, sinkAware);
   return canvas;
 }
 
@@ -66,7 +67,7 @@ export function focusPicture(state) {
   const heading = `layer ${layer} head ${head}: ${tag.name}${tag.confidence === null ? "" : ` (${percent(tag.confidence)})`}`;
   const title = titleLines(state, heading, width, info.reason);
   const top = PAD + title.height;
-  const height = top + geometry.height + 60;
+  const height = top + geometry.height + SCALE_BLOCK;
   const { canvas, context } = surface(width, height);
   drawTitle(context, title);
   context.save();
@@ -74,7 +75,7 @@ export function focusPicture(state) {
   painter.paint(context, geometry, { matrix: attention.pooled(layer, head, sinkAware, result.n_tokens),
     key: "png", tokens: result.tokens, probe: null });
   context.restore();
-  drawScale(context, PAD, height - 40, sinkAware);
+  drawScale(context, PAD, height - SCALE_BLOCK + 12, width, sinkAware);
   return canvas;
 }
 
@@ -132,7 +133,7 @@ function drawTitle(context, title) {
   });
 }
 
-function drawScale(context, x, y, sinkAware) {
+function drawScale(context, x, y, width, sinkAware) {
   const bar = drawColourBar(document.createElement("canvas"));
   context.imageSmoothingEnabled = true;
   context.drawImage(bar, x + 40, y, 240, 14);
@@ -140,8 +141,10 @@ function drawScale(context, x, y, sinkAware) {
   context.font = TEXT_FONT;
   context.textBaseline = "top";
   context.fillText("0", x + 26, y);
-  const key = sinkAware ? "light grey: masked; tan: first column set aside; cream: pure sink" : "grey: masked future tokens";
-  context.fillText(`1   attention (${key})`, x + 288, y);
+  context.fillText("1   attention, one scale for every head", x + 288, y);
+  const key = sinkAware ? "light grey: a later token, masked · tan: the first column, set aside · cream: a pure-sink " +
+    "row, nothing left off the first token" : "light grey: a later token, masked";
+  wrap(context, key, width - 2 * x, 2).forEach((line, index) => context.fillText(line, x, y + (index + 1) * LINE + 2));
 }
 
 function surface(width, height) {

@@ -11,17 +11,17 @@ import { bytesOf, characterPieces } from "./tokens.js";
 
 const LONG_TOKENS = 256;  // from here a sentence takes seconds, and the status says so
 
+/** One option per model, made once the models are known. */
+export function buildModels(select, models) {
+  select.replaceChildren(...models.map((model) => {
+    const option = new Option(model.error ? `${model.name} (unavailable)` : modelTitle(model), model.name);
+    option.disabled = Boolean(model.error);
+    if (model.error) option.title = model.error;
+    return option;
+  }));
+}
+
 export function drawModels(elements, state) {
-  const names = state.models.map((model) => model.name).join("\n");
-  if (elements.model.dataset.names !== names) {  // structure, but only as the list of models changes
-    elements.model.replaceChildren(...state.models.map((model) => {
-      const option = new Option(model.error ? `${model.name} (unavailable)` : modelTitle(model), model.name);
-      option.disabled = Boolean(model.error);
-      if (model.error) option.title = model.error;
-      return option;
-    }));
-    elements.model.dataset.names = names;
-  }
   if (state.model && elements.model.value !== state.model) elements.model.value = state.model;
   elements.modelPicker.hidden = state.models.length < 2;
   const current = currentModel(state);
@@ -66,7 +66,7 @@ export function buildTokens(elements, result, glossary) {
 
 export function drawTokens(elements, state) {
   const { result } = state;
-  if (!result) elements.tokens.replaceChildren();
+  elements.tokens.hidden = !result;
   elements.tokens.classList.toggle("stale", isStale(state));
   elements.tokenCount.textContent = result ? `${plural(result.n_tokens, "token")}:` : "";
   if (!result) elements.fragmentNote.hidden = true;

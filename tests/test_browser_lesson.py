@@ -153,4 +153,6 @@ def test_the_broadcasters_chart_draws_each_layers_bar_to_scale(tab, server):
     plot = bars[0]["plot"]
     for bar in bars:
         assert bar["height"] == pytest.approx(plot * bar["count"] / max(counts), abs=0.6), bar
+    page.set_viewport_size({"width": 1366, "height": 1600})  # the whole panel, not its scrolled part
+    page.locator(f"{card('broadcasters')} .bars").scroll_into_view_if_needed()
     shot(page, "lesson-panel.png", element=".lesson")
