@@ -68,8 +68,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
         if err.code == 404:
-            message = (f"nothing at {request.path[:200]}; the API is /api/models, /api/attention, /api/compare "
-                       "and /api/atlas")
+            message = (f"nothing at {request.path[:200]}; the API is /api/models, /api/attention, /api/tokens, "
+                       "/api/compare and /api/atlas")
         elif err.code == 405:
             allowed = sorted(set(getattr(err, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
             message = f"{request.method} is not allowed on {request.path[:200]}; use {' or '.join(allowed)}"

@@ -1,4 +1,4 @@
-"""The JSON API: /api/models, /api/attention, /healthz, and the one error body.
+"""The JSON API: /api/models, /api/attention, /api/tokens, /healthz, and the one error body.
 
 Input is validated where it enters: each endpoint's fields are a table (server/fields.py), parsed before the
 model is asked for anything."""
@@ -36,6 +36,8 @@ ATTENTION_FIELDS = Fields(
     Field("layer", optional_whole_number, None, "with json or packed: only this layer's attention",
           from_query=query_whole_number, check=layer_of_model),
 )
+# /api/tokens's fields: what decides how a text tokenizes, as /api/attention reads them.
+TOKEN_FIELDS = Fields(*(field for field in ATTENTION_FIELDS.fields if field.name in ("text", "model", "prepend_bos")))
 GZIP_LEVEL = 1  # the fastest: higher levels shrink this JSON of repeated keys only a little more
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
@@ -96,6 +98,16 @@ def gzipped_json_response(body: bytes) -> Response:
         response = Response(gzip.decompress(body), mimetype="application/json")
     response.vary.add("Accept-Encoding")
     return response
+
+
+@bp.post("/api/tokens")
+def tokens():
+    """How many tokens a text is for a model, and the most it reads: the page's live count as the student types.
+    A text over the token limit is counted, not refused; text that cannot be a sentence gets the usual 400."""
+    options = TOKEN_FIELDS.parse()
+    engine = current_app.extensions["heads.models"].get(options.model)
+    ids, _ = engine.encode(options.text, prepend_bos=options.prepend_bos)
+    return {"n_tokens": len(ids), "max_tokens": engine.max_tokens}
 
 
 def error_response(message: str, status: int) -> Response:

@@ -25,6 +25,9 @@ from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, T
 # The engine's defaults; the server's settings (server/config.py) start from these, so the engine used alone
 # behaves as the server does.
 MAX_TEXT_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
+# English prose runs about 4.5 characters per GPT-2 token (the atlas corpus's narrative and long items: 4.7;
+# dialogue: 3.8), so a refusal by characters can say roughly how much text the model's token limit allows.
+ENGLISH_CHARS_PER_TOKEN = 4.5
 # A sentence longer than this is long: its run hands onnxruntime's arena back when it ends (the caller then returns
 # the memory to the system, release_freed_memory). The arena otherwise keeps the peak of the longest sentence ever
 # run for the life of the process. Shorter runs keep it: reusing it spares every run its allocations.
@@ -164,7 +167,16 @@ class Engine:
         return n_sentences * n_tokens ** 2 > self.long_sentence_tokens ** 2
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
-        check_text(text, self.max_chars)
+        """Token ids and character spans of `text`; InputError when the model cannot read that many."""
+        ids, offsets = self.encode(text, prepend_bos)
+        if len(ids) > self.max_tokens:
+            raise InputError(f"the sentence has {len(ids):,} tokens; this model reads at most {self.max_tokens:,}. "
+                             "Shorten it")
+        return ids, offsets
+
+    def encode(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+        """`tokenize` without the token limit: what /api/tokens counts while the student types."""
+        check_text(text, self.max_chars, self.max_tokens)
         encoding = self.tokenizer.encode(text)
         ids, offsets = list(encoding.ids), [tuple(span) for span in encoding.offsets]
         if prepend_bos:
@@ -172,22 +184,23 @@ class Engine:
             if bos is None:
                 raise InputError(f"model {self.name!r} has no {BOS_TOKEN} token to prepend; turn prepend_bos off")
             ids, offsets = [bos] + ids, [(0, 0)] + offsets
-        if len(ids) > self.max_tokens:
-            raise InputError(f"the sentence has {len(ids):,} tokens; this model reads at most {self.max_tokens:,}. "
-                             "Shorten it")
         return ids, offsets
 
     def display(self, token_id: int) -> str:
         return token_display(self.tokenizer.id_to_token(token_id))
 
 
-def check_text(text, max_chars: int) -> None:
+def check_text(text, max_chars: int, max_tokens: int) -> None:
+    """Refuse text that cannot be a sentence before tokenizing it. The character limit only guards the tokenizer;
+    the limit a student meets is the model's, in tokens, so the message speaks of that."""
     if not isinstance(text, str):
         raise InputError.wrong_type("text", "a string", text)
     if not text.strip():
         raise InputError("the text is empty; type a sentence to look at")
     if len(text) > max_chars:
-        raise InputError(f"the text has {len(text):,} characters; the limit is {max_chars:,}. Shorten it")
+        about = max(100, round(max_tokens * ENGLISH_CHARS_PER_TOKEN / 100) * 100)
+        raise InputError(f"the text has {len(text):,} characters; this model reads at most {max_tokens:,} tokens "
+                         f"(about {about:,} characters of English). Shorten it")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:

@@ -94,6 +94,7 @@ REASONS = {
     "mixed": "no single pattern takes a majority; the largest is {pattern} at {share:.0%}",
 }
 SINK_AWARE_NOTE = " (of the attention not on the first token)"
+FIRST_ASIDE = " (first token aside)"  # in the local and long-range reasons; the sink-aware note says it already
 # Why a head has no scored row: the sentence is too short (by its length), or else (sink-aware) a pure sink.
 NOTHING_SCORED = {1: "one token gives nothing to choose from",
                   2: "two tokens give nothing to tell apart: the previous token is also the first"}
@@ -169,7 +170,8 @@ def label_heads(attention: np.ndarray, ids: Sequence[int], sink_aware: bool = Fa
         strength, evidence = dict(zip(STRENGTH_OF, strength)), HeadEvidence(*evidence)
         if evidence.scored_rows:
             label, confidence, runner_up = decide(strength)
-            why = reason(label, strength, evidence) + note
+            why = reason(label, strength, evidence)
+            why = why.replace(FIRST_ASIDE, "") + note if note else why
         else:  # nothing to judge: the sentence is too short, or (sink-aware) the head is a pure sink
             label, confidence, runner_up, why = "mixed", 0.0, None, nothing
         heads.append({"label": label, "confidence": round(confidence, 4), "runner_up": runner_up,

@@ -26,7 +26,7 @@
      new DiffHeatmap(canvas).data(values, n).max(limit).draw()   one pixel per cell, like heatmap.js
      paintDifference(context, geometry, {difference, n, labels, limit, probe})
                                             the full panel as focus.js paints an attention matrix: `geometry`
-                                            comes from focus.js matrixGeometry, so cellAt() works on it too
+                                            comes from MatrixPainter.geometry (matrix.js), so cellAt() works on it too
      drawDivergingBar(canvas)               the colour bar, −limit on the left
      drawRowBars(table, rows, {names, labelA, labelB})   the two aligned bar charts of one query row
      rowBarEntries(rowA, rowB, keys, tokensA, tokensB)   their data: [{keyA, keyB, label, a, b}]
@@ -218,7 +218,7 @@ const panelCanvas = typeof document === "undefined" ? null : document.createElem
 const panelHeatmap = panelCanvas && new DiffHeatmap(panelCanvas);
 
 /** Paint the difference matrix at (0, 0) of `context`, laid out as focus.js paintMatrix lays out a head:
- *  `geometry` is matrixGeometry(context, labels, cell); labels on both axes; `probe` {query, key} outlined. */
+ *  `geometry` is MatrixPainter.geometry(context, labels, cell); labels on both axes; `probe` {query, key} outlined. */
 export function paintDifference(context, geometry, { difference, n, labels, limit, probe }) {
   const { cell, margin, step, font } = geometry;
   panelHeatmap.data(difference, n).max(limit).draw();

@@ -65,6 +65,7 @@ REASONS = {
     "mixed": "no single pattern takes a majority; the largest is {2} at {0:.0%}",
 }
 SINK_AWARE_NOTE = " (of the attention not on the first token)"
+FIRST_ASIDE = " (first token aside)"  # the page's wording fix (issue 12), kept here so the reasons still compare
 # Why a head has no scored row: the sentence is too short (by its length), or else (sink-aware) a pure sink.
 NOTHING_SCORED = {1: "one token gives nothing to choose from",
                   2: "two tokens give nothing to tell apart: the previous token is also the first"}
@@ -402,8 +403,8 @@ def _reasons(label: np.ndarray, largest: np.ndarray, strength: np.ndarray, flat:
     quoted[:, LABELS.index("induction")] = flat["induction_share"]
     rows = np.where(label == LABELS.index("induction"), flat["induction_rows"], flat["duplicate_rows"])
     note = SINK_AWARE_NOTE if sink_aware else ""
-    templates = np.array([REASONS[name] + note for name in LABELS] + [NOTHING_SCORED.get(n_tokens, NOTHING_LEFT)],
-                         dtype=object)  # the last: a head without a scored row
+    templates = np.array([(REASONS[name].replace(FIRST_ASIDE, "") if note else REASONS[name]) + note for name in LABELS]
+                         + [NOTHING_SCORED.get(n_tokens, NOTHING_LEFT)], dtype=object)  # the last: a head without a scored row
     template = templates[np.where(flat["scored_rows"] == 0, len(LABELS), label)]
     return list(map(str.format, template.tolist(), quoted[heads, label].tolist(), rows.tolist(),
                     LABEL_NAMES[largest].tolist()))

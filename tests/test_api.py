@@ -167,7 +167,8 @@ BAD_REQUESTS = [
     ({"text": "a", "model": "tiny\x00"}, 404, "no model named '(invalid name)'; available: tiny, wide"),
     ({"text": "a", "model": 7}, 400, '"model" must be a string (a name from /api/models), not a number'),
     ({"text": "word " * 299 + "word"}, 400, "the sentence has 300 tokens; this model reads at most 256. Shorten it"),
-    ({"text": "x" * 20_001}, 400, "the text has 20,001 characters; the limit is 20,000. Shorten it"),
+    ({"text": "x" * 20_001}, 400, "the text has 20,001 characters; this model reads at most 256 tokens (about 1,200 "
+                                  "characters of English). Shorten it"),
     ({"text": "bad \ud800"}, 400, "the text has an invalid character at position 4 (a lone surrogate); remove it"),
 ]
 
@@ -191,6 +192,66 @@ def test_malformed_bodies_get_a_clear_error(client, body, message):
     assert response.json["error"].startswith(message)
 
 
+def test_tokens_counts_a_text_as_the_attention_endpoint_tokenizes_it(client):
+    for options in ({}, {"prepend_bos": True}, {"model": "tiny"}):
+        attention = client.post("/api/attention", json={"text": TROPHY, **options}).json
+        response = client.post("/api/tokens", json={"text": TROPHY, **options})
+        assert response.status_code == 200
+        expected_limit = 40 if options.get("model") == "tiny" else 256
+        assert response.json == {"n_tokens": attention["n_tokens"], "max_tokens": expected_limit}
+
+
+def test_tokens_counts_a_text_over_the_limit_instead_of_refusing_it(client):
+    text = "word " * 299 + "word"
+    assert client.post("/api/attention", json={"text": text}).status_code == 400
+    response = client.post("/api/tokens", json={"text": text})
+    assert response.status_code == 200 and response.json == {"n_tokens": 300, "max_tokens": 256}
+
+
+BAD_TOKEN_REQUESTS = [
+    ({}, 400, '"text" is required: the sentence to look at'),
+    ({"text": None}, 400, '"text" is required: the sentence to look at'),
+    ({"text": ""}, 400, "the text is empty; type a sentence to look at"),
+    ({"text": 3}, 400, '"text" must be a string, not a number'),
+    ({"text": {"a": 1}}, 400, '"text" must be a string, not an object'),
+    ({"text": "a", "prepend_bos": "yes"}, 400, '"prepend_bos" must be true or false, not a string'),
+    ({"text": "a", "prepend_bos": None}, 400, '"prepend_bos" must be true or false, not null'),
+    ({"text": "a", "model": 7}, 400, '"model" must be a string (a name from /api/models), not a number'),
+    ({"text": "a", "model": "../tiny"}, 404, "no model named '../tiny'; available: tiny, wide"),
+    ({"text": "a", "model": "tiny\x00"}, 404, "no model named '(invalid name)'; available: tiny, wide"),
+    ({"text": "a", "format": "packed"}, 400, "unknown field 'format'; the fields are: text, model, prepend_bos"),
+    ({"text": "a", "sink_aware": True}, 400, "unknown field 'sink_aware'; the fields are: text, model, prepend_bos"),
+    ({"text": "x" * 20_001}, 400, "the text has 20,001 characters; this model reads at most 256 tokens (about 1,200 "
+                                  "characters of English). Shorten it"),
+    ({"text": "x" * 20_001, "model": "tiny"}, 400, "the text has 20,001 characters; this model reads at most 40 "
+                                                   "tokens (about 200 characters of English). Shorten it"),
+    ({"text": "bad \ud800"}, 400, "the text has an invalid character at position 4 (a lone surrogate); remove it"),
+]
+
+
+@pytest.mark.parametrize("payload, status, message", BAD_TOKEN_REQUESTS)
+def test_tokens_bad_requests_get_a_clear_error(client, payload, status, message):
+    response = client.post("/api/tokens", data=json.dumps(payload), content_type="application/json")
+    assert response.status_code == status
+    assert response.json == {"error": message}
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"{not json", 'the request body must be JSON (UTF-8) like {"text": "Hello world"}, sent with Content-Type: '
+                   "application/json"),
+    (b"[1, 2]", 'the request body must be a JSON object like {"text": "Hello world"}, not a list'),
+])
+def test_tokens_malformed_bodies_get_a_clear_error(client, body, message):
+    response = client.post("/api/tokens", data=body, content_type="application/json")
+    assert response.status_code == 400 and response.json == {"error": message}
+
+
+def test_tokens_is_post_only(client):
+    response = client.get("/api/tokens?text=hi")
+    assert response.status_code == 405
+    assert response.json == {"error": "GET is not allowed on /api/tokens; use POST"}
+
+
 def test_huge_body_is_refused_before_reading(client):
     response = client.post("/api/attention", data=b"x" * (3 * 1024 * 1024), content_type="application/json")
     assert response.status_code == 413
@@ -207,7 +268,7 @@ def test_wrong_methods_get_405_as_json(client, method):
 def test_unknown_paths_get_404_as_json(client):
     response = client.get("/api/nothing")
     assert response.status_code == 404
-    assert "the API is /api/models, /api/attention, /api/compare and /api/atlas" in response.json["error"]
+    assert "the API is /api/models, /api/attention, /api/tokens, /api/compare and /api/atlas" in response.json["error"]
 
 
 def test_responses_carry_security_headers(client):
