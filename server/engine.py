@@ -19,8 +19,10 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from twelve_heads.errors import InputError, ModelError
-from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, TOKENIZER, attention_output,
-                                   read_manifest, verify_files)
+from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, HEAD_MASK, INPUT_IDS, INTERVENTION, PREDICT_GRAPH,
+                                   REEXPORT_HINT, RESIDUAL, TOKENIZER, attention_output, read_manifest, verify_files)
+
+from .intervene import Predictor, head_mask, shared_initializers
 
 DEFAULT_MAX_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
 # onnxruntime's memory arena keeps the peak of the longest sentence ever run for the life of the process: +770 MB
@@ -46,16 +48,21 @@ class Attention:
 
 class Engine:
     def __init__(self, path: Path, manifest: dict, session: ort.InferenceSession, tokenizer: Tokenizer,
-                 max_tokens: int, max_chars: int):
+                 max_tokens: int, max_chars: int, predictor: Predictor | None = None, shared: dict | None = None):
         self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
         self.max_tokens, self.max_chars = max_tokens, max_chars
         self.output_names = [attention_output(layer) for layer in range(self.n_layer)]
+        # Knocking heads out needs a graph with head_mask (exported since manifest version 2) and predict.onnx.
+        self.predictor = predictor
+        self.shared = shared or {}  # the embedding table both sessions read: must outlive them
+        self.all_heads = head_mask(self.n_layer, self.n_head)[None] if predictor else None  # (1, L, H) of ones
 
     name = property(lambda self: self.path.name)  # the directory is the identity; a copy may be renamed
     n_layer = property(lambda self: self.manifest["n_layer"])
     n_head = property(lambda self: self.manifest["n_head"])
     n_positions = property(lambda self: self.manifest["n_positions"])
     synthetic = property(lambda self: self.manifest["synthetic"])
+    can_intervene = property(lambda self: self.predictor is not None)
 
     @classmethod
     def load(cls, path, max_tokens: int | None = None, max_chars: int = DEFAULT_MAX_CHARS,
@@ -65,15 +72,19 @@ class Engine:
         if not path.is_dir():
             raise ModelError(f"model directory {path} does not exist; export one with `twelve-heads export`")
         manifest = read_manifest(path)
-        verify_files(path, manifest, (GRAPH, TOKENIZER))
+        intervention = manifest.get(INTERVENTION)
+        extra = (PREDICT_GRAPH, intervention["embedding"]["file"]) if intervention else ()
+        verify_files(path, manifest, (GRAPH, TOKENIZER, *extra))
         model_path = path / GRAPH
-        session = open_session(model_path, threads)
+        shared = shared_initializers(path, manifest)
+        session = open_session(model_path, threads, shared)
+        predictor = Predictor(path / PREDICT_GRAPH, open_session(path / PREDICT_GRAPH, threads, shared)) if intervention else None
         release_freed_memory()
-        check_graph(session, manifest, model_path)
+        check_graph(session, manifest, model_path, intervention is not None)
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
-        return cls(path, manifest, session, tokenizer, limit, max_chars)
+        return cls(path, manifest, session, tokenizer, limit, max_chars, predictor, shared)
 
     def attend(self, text: str, prepend_bos: bool = False) -> Attention:
         """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
@@ -83,16 +94,22 @@ class Engine:
         """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long)."""
         return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids))
 
-    def run(self, ids: list[int]) -> np.ndarray:
-        """(L, H, T, T) attention for token ids. Each layer's output is written straight into its slice of one
-        array: no per-layer arrays to concatenate, so a 1,024-token sentence costs one copy of 600 MB, not two."""
+    def run(self, ids: list[int], mask: np.ndarray | None = None, residual: np.ndarray | None = None) -> np.ndarray:
+        """(L, H, T, T) attention for token ids; `mask` (L, H) knocks out the heads where it is 0 (needs
+        can_intervene); `residual` (T, n_embd), when given, receives the stream entering the last block. Each
+        layer's output is written straight into its slice of one array: no per-layer arrays to concatenate, so
+        a 1,024-token sentence costs one copy of 600 MB, not two."""
         n_tokens = len(ids)
         attention = np.empty((self.n_layer, self.n_head, n_tokens, n_tokens), dtype=np.float32)
         binding = self.session.io_binding()
         binding.bind_cpu_input(INPUT_IDS, np.asarray([ids], dtype=np.int64))
+        if self.all_heads is not None:
+            binding.bind_cpu_input(HEAD_MASK, self.all_heads if mask is None else np.ascontiguousarray(mask[None]))
         for layer, name in enumerate(self.output_names):
             binding.bind_output(name, "cpu", 0, np.float32, [1, self.n_head, n_tokens, n_tokens],
                                 attention[layer].ctypes.data)
+        if residual is not None:
+            binding.bind_output(RESIDUAL, "cpu", 0, np.float32, [1, *residual.shape], residual.ctypes.data)
         try:
             self.session.run_with_iobinding(binding, LONG_RUN if n_tokens >= SHRINK_ARENA_TOKENS else None)
         except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
@@ -101,6 +118,11 @@ class Engine:
                              f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
                              f"graph: {REEXPORT_HINT}", status=503) from None
         return attention
+
+    def run_with_residual(self, ids: list[int], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`run`, and the residual stream entering the last block (T, n_embd), which predict.onnx starts from."""
+        residual = np.empty((len(ids), self.manifest["n_embd"]), dtype=np.float32)
+        return self.run(ids, mask, residual), residual
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
         check_text(text, self.max_chars)
@@ -163,12 +185,15 @@ def _glibc() -> ctypes.CDLL | None:
     return glibc if hasattr(glibc, "mallopt") and hasattr(glibc, "malloc_trim") else None
 
 
-def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
+def open_session(model_path: Path, threads: int | None, shared: dict | None = None) -> ort.InferenceSession:
+    """`shared`: {initializer name: OrtValue} that the session uses instead of loading its own copy."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
     if threads:
         options.intra_op_num_threads = threads
+    for name, value in (shared or {}).items():
+        options.add_initializer(name, value)
     try:
         return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for truncated or foreign files
@@ -176,11 +201,17 @@ def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
                          f"{REEXPORT_HINT}") from None
 
 
-def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
+def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path, intervention: bool) -> None:
+    """The graph's inputs and outputs are what its manifest says: input_ids, and head_mask (with the residual
+    output) when the manifest has an intervention section; every layer's attention with n_head heads."""
     inputs = {node.name for node in session.get_inputs()}
-    if inputs != {INPUT_IDS}:
-        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected only {INPUT_IDS!r}; {REEXPORT_HINT}")
+    expected = {INPUT_IDS, HEAD_MASK} if intervention else {INPUT_IDS}
+    if inputs != expected:
+        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected {sorted(expected)}; {REEXPORT_HINT}")
     outputs = {node.name: node.shape for node in session.get_outputs()}
+    if intervention and RESIDUAL not in outputs:
+        raise ModelError(f"{model_path} has no output {RESIDUAL!r}, which its manifest's intervention needs; "
+                         f"{REEXPORT_HINT}")
     for layer in range(manifest["n_layer"]):
         name = attention_output(layer)
         if name not in outputs:
@@ -196,7 +227,10 @@ def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path)
 def probe_vocabulary(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
     """One token, the manifest's last id: cheap, and fails at start-up when the embedding table is smaller."""
     try:
-        session.run(None, {INPUT_IDS: np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)})
+        feeds = {INPUT_IDS: np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)}
+        if HEAD_MASK in {node.name for node in session.get_inputs()}:
+            feeds[HEAD_MASK] = head_mask(manifest["n_layer"], manifest["n_head"])[None]
+        session.run(None, feeds)
     except Exception:  # onnxruntime's own types
         raise ModelError(f"{model_path} has fewer token embeddings than the {manifest['vocab_size']:,} its manifest "
                          f"says; {REEXPORT_HINT}") from None
