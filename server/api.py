@@ -13,11 +13,13 @@ from twelve_heads.errors import InputError, ModelError
 
 from .engine import release_freed_memory
 from .heads import label_heads, layer_counts
+from .intervene import Pass, intervene
 
 bp = Blueprint("api", __name__)
 
 FORMATS = ("summary", "json", "packed")  # summary: labels only; json: + nested floats; packed: + uint16 for the page
-FIELDS = ("text", "model", "prepend_bos", "sink_aware", "format", "layer")
+FIELDS = ("text", "model", "prepend_bos", "sink_aware", "format", "layer", "ablate", "predict")
+ABLATE_EXAMPLE = "[[4, 11], [5, 1]]"
 GZIP_LEVEL = 1  # the page's 16-token answer: 48 KB in 1.0 ms; level 5 saves 2 KB for half a millisecond more
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
@@ -45,8 +47,9 @@ def attention():
     cache = current_app.extensions["heads.cache"]
     registry = current_app.extensions["heads.models"]
     engine = registry.get(options["model"])
+    check_intervention(engine, options)
     key = (engine.name, options["text"], options["prepend_bos"], options["sink_aware"], options["format"],
-           options["layer"])
+           options["layer"], options["ablate"], options["predict"])
     body = cache.get(key)  # kept gzipped: cheaper to send, and four times as many fit in CACHE_BYTES
     if body is None:
         # orjson: the 144 heads' JSON in 0.05 ms where the standard library takes 0.5 (and the numpy array of
@@ -75,27 +78,31 @@ def compute(engine, options) -> dict:
 
 
 def describe(engine, options, ids, offsets) -> dict:
-    result = engine.attend_ids(ids, offsets)
-    n_layer, n_head, n_tokens, _ = result.attention.shape
     layer = options["layer"]
-    if layer is not None and not 0 <= layer < n_layer:
-        raise InputError(f"layer must be between 0 and {n_layer - 1} for model {engine.name!r}, not {layer}")
-    heads = label_heads(result.attention, result.ids, sink_aware=options["sink_aware"])
+    if layer is not None and not 0 <= layer < engine.n_layer:
+        raise InputError(f"layer must be between 0 and {engine.n_layer - 1} for model {engine.name!r}, not {layer}")
+    intervention = run_intervention(engine, options, ids)
+    attention = engine.run(ids) if intervention is None else intervention.attention
+    n_layer, n_head, n_tokens, _ = attention.shape
+    heads = label_heads(attention, ids, sink_aware=options["sink_aware"])
     response = {
         "model": engine.name,
         "synthetic": engine.synthetic,
-        "tokens": result.tokens,
-        "ids": result.ids,
-        "offsets": [list(span) for span in result.offsets],
+        "tokens": [engine.display(i) for i in ids],
+        "ids": ids,
+        "offsets": [list(span) for span in offsets],
         "n_layer": n_layer,
         "n_head": n_head,
         "n_tokens": n_tokens,
         "prepend_bos": options["prepend_bos"],
         "sink_aware": options["sink_aware"],
+        "ablate": [list(pair) for pair in options["ablate"]],
         "heads": heads,
         "layers": [{"counts": counts} for counts in layer_counts(heads)],
     }
-    attention = result.attention if layer is None else result.attention[layer:layer + 1]
+    if intervention is not None:
+        describe_intervention(engine, options, intervention, response)
+    attention = attention if layer is None else attention[layer:layer + 1]
     if options["format"] != "summary":
         response["attention_layers"] = list(range(n_layer)) if layer is None else [layer]
     if options["format"] == "json":
@@ -112,6 +119,47 @@ def describe(engine, options, ids, offsets) -> dict:
         else:
             response["attention_packed"] = pack(attention)
     return response
+
+
+def run_intervention(engine, options, ids):
+    """The clean and ablated passes, or None for a plain request of a model that cannot intervene. The clean
+    pass of a sentence is kept in the response cache (under its own key, counted in CACHE_BYTES): knocking
+    heads out after looking, or knocking out one more, computes only the ablated pass."""
+    limit = current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]  # a clean pass of 192 tokens is 21 MB
+    if options["ablate"] and len(ids) > limit:
+        raise InputError(f'"ablate" works on sentences of up to {limit} tokens (it runs the sentence twice); this '
+                         f"one has {len(ids)}. Shorten it")
+    if not engine.can_intervene or (len(ids) > limit and not options["predict"]):
+        return None
+    cache = current_app.extensions["heads.cache"]
+    key = ("clean pass", engine.name, tuple(ids))
+    cached = cache.get(key)
+    result = intervene(engine, ids, options["ablate"], options["predict"], cached)
+    if result.clean is not cached and len(ids) <= limit:
+        for array in (result.clean.attention, result.clean.residual):
+            array.flags.writeable = False  # shared by the requests that find it
+        cache.put(key, result.clean, size=result.clean.nbytes)
+    return result
+
+
+def describe_intervention(engine, options, intervention, response: dict) -> None:
+    """Add what knocking heads out changed: each head's `change` and `knocked_out`, and `prediction`."""
+    if options["ablate"]:
+        knocked_out = set(options["ablate"])
+        for layer, heads in enumerate(response["heads"]):
+            for head, description in enumerate(heads):
+                description["change"] = round(float(intervention.change[layer, head]), 6)
+                description["knocked_out"] = (layer, head) in knocked_out
+    if options["predict"]:
+        clean, ablated = intervention.clean.prediction, intervention.prediction
+        response["prediction"] = {"top": top_tokens(engine, clean), "top_ablated": top_tokens(engine, ablated),
+                                  "logprob": np.round(clean.next_logprob.astype(np.float64), 5).tolist(),
+                                  "logprob_ablated": np.round(ablated.next_logprob.astype(np.float64), 5).tolist()}
+
+
+def top_tokens(engine, prediction) -> list[dict]:
+    return [{"id": int(token), "token": engine.display(int(token)), "p": round(float(np.exp(logprob)), 6)}
+            for token, logprob in zip(prediction.top_ids, prediction.top_logprob)]
 
 
 def pack(attention: np.ndarray) -> dict:
@@ -150,6 +198,10 @@ def parse_request() -> dict:
                 payload[key] = query_bool(key, payload[key])
         if "layer" in payload:
             payload["layer"] = query_int("layer", payload["layer"])
+        if "predict" in payload:
+            payload["predict"] = query_bool("predict", payload["predict"])
+        if "ablate" in payload:
+            payload["ablate"] = query_json("ablate", payload["ablate"])
     unknown = sorted(set(payload) - set(FIELDS))
     if unknown:
         shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "…"
@@ -161,6 +213,8 @@ def parse_request() -> dict:
         "sink_aware": payload.get("sink_aware", False),
         "format": payload.get("format", "summary"),
         "layer": payload.get("layer"),
+        "ablate": parse_ablate(payload.get("ablate", [])),
+        "predict": payload.get("predict", False),
     }
     if options["text"] is None:
         raise InputError('"text" is required: the sentence to look at')
@@ -168,7 +222,7 @@ def parse_request() -> dict:
         raise InputError(f'"text" must be a string, not {json_type(options["text"])}')
     if options["model"] is not None and not isinstance(options["model"], str):
         raise InputError(f'"model" must be a string (a name from /api/models), not {json_type(options["model"])}')
-    for key in ("prepend_bos", "sink_aware"):
+    for key in ("prepend_bos", "sink_aware", "predict"):
         if not isinstance(options[key], bool):
             raise InputError(f'"{key}" must be true or false, not {json_type(options[key])}')
     if options["format"] not in FORMATS:
@@ -176,6 +230,49 @@ def parse_request() -> dict:
     if options["layer"] is not None and (isinstance(options["layer"], bool) or not isinstance(options["layer"], int)):
         raise InputError(f'"layer" must be a whole number, not {json_type(options["layer"])}')
     return options
+
+
+def parse_ablate(value) -> tuple[tuple[int, int], ...]:
+    """`ablate` as sorted (layer, head) pairs, its types checked; the model's ranges are check_intervention's."""
+    if not isinstance(value, list):
+        raise InputError(f'"ablate" must be a list of [layer, head] pairs like {ABLATE_EXAMPLE}, not {json_type(value)}')
+    pairs = []
+    for index, pair in enumerate(value):
+        if isinstance(pair, list) and any(isinstance(number, bool) for number in pair):
+            raise InputError(f'"ablate" item {index} holds true or false; a head is [layer, head], two whole '
+                             f"numbers like {ABLATE_EXAMPLE}")
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(number, int) for number in pair)):
+            flat = isinstance(pair, list) and len(pair) <= 4 and all(isinstance(n, (int, float)) for n in pair)
+            shown = orjson.dumps(pair).decode() if flat else json_type(pair)
+            raise InputError(f'"ablate" item {index} must be a [layer, head] pair of two whole numbers like '
+                             f"{ABLATE_EXAMPLE}, not {shown}")
+        pairs.append((pair[0], pair[1]))
+    return tuple(sorted(pairs))
+
+
+def check_intervention(engine, options) -> None:
+    """`ablate` and `predict` against the model, before anything is computed."""
+    pairs = options["ablate"]
+    if (pairs or options["predict"]) and not engine.can_intervene:
+        raise InputError(f"model {engine.name!r} was exported before heads could be knocked out; re-export it "
+                         "with `twelve-heads export` to use ablate and predict")
+    if len(pairs) > engine.n_layer * engine.n_head:
+        raise InputError(f'"ablate" lists {len(pairs):,} heads; model {engine.name!r} has {engine.n_layer * engine.n_head} '
+                         "(list each head once)")
+    for layer, head in pairs:
+        if not (0 <= layer < engine.n_layer and 0 <= head < engine.n_head):
+            raise InputError(f'"ablate" names head [{layer}, {head}]; model {engine.name!r} has layers 0–'
+                             f"{engine.n_layer - 1} and heads 0–{engine.n_head - 1}")
+    for previous, pair in zip(pairs, pairs[1:]):
+        if previous == pair:
+            raise InputError(f'"ablate" lists head [{pair[0]}, {pair[1]}] twice; list each head once')
+
+
+def query_json(key: str, value: str):
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise InputError(f'"{key}" must be JSON like {ABLATE_EXAMPLE}, not {value[:40]!r}') from None
 
 
 def query_bool(key: str, value: str) -> bool:

@@ -132,7 +132,7 @@ BAD_REQUESTS = [
     ({"text": "a", "layer": "3"}, 400, '"layer" must be a whole number, not a string'),
     ({"text": "a", "layer": 12}, 400, "layer must be between 0 and 11 for model 'wide', not 12"),
     ({"text": "a", "colour": "red"}, 400, "unknown field 'colour'; the fields are: text, model, prepend_bos, "
-                                          "sink_aware, format, layer"),
+                                          "sink_aware, format, layer, ablate, predict"),
     ({"text": "a", "model": "nope"}, 404, "no model named 'nope'; available: tiny, wide"),
     ({"text": "a", "model": "../tiny"}, 404, "no model named '../tiny'; available: tiny, wide"),
     ({"text": "a", "model": "/etc"}, 404, "no model named '/etc'; available: tiny, wide"),
@@ -264,14 +264,14 @@ def test_long_sentences_are_computed_one_at_a_time(models_dir):
     engine = app.extensions["heads.models"].get("tiny")
     running, peak, lock, real_run = [0], {"long": 0, "short": 0}, threading.Lock(), engine.run
 
-    def observed_run(ids):
+    def observed_run(ids, *args):
         kind = "long" if len(ids) > 10 else "short"
         with lock:
             running[0] += 1
             peak[kind] = max(peak[kind], running[0])
         time.sleep(0.05)  # hold the slot long enough for the others to arrive
         try:
-            return real_run(ids)
+            return real_run(ids, *args)
         finally:
             with lock:
                 running[0] -= 1
