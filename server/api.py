@@ -1,26 +1,52 @@
-"""The JSON API: /api/models, /api/attention, /healthz. Input is validated here, where it enters."""
+"""The JSON API: /api/models, /api/attention, /healthz, and the one error body.
+
+Input is validated where it enters: each endpoint's fields are a table (server/fields.py), parsed before the
+model is asked for anything."""
 
 import base64
 import gzip
-from urllib.parse import unquote_to_bytes
+from dataclasses import replace
 
 import numpy as np
 import orjson
-from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from twelve_heads.errors import InputError, ModelError
+from twelve_heads.modeldir import BOS_TOKEN
 
-from .engine import release_freed_memory
-from .heads import label_heads, layer_counts
-from .intervene import Pass, intervene
+from .engine import Attention, release_freed_memory
+from .fields import (Field, Fields, boolean, heads_of_model, knocked_out_heads, layer_of_model, model_intervenes,
+                     model_name, one_of, optional_whole_number, query_boolean, query_json, query_whole_number,
+                     sentence)
+from .heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .intervene import intervene
+from .scores import EMPTY_ROW_MASS
 
 bp = Blueprint("api", __name__)
 
 FORMATS = ("summary", "json", "packed")  # summary: labels only; json: + nested floats; packed: + uint16 for the page
-FIELDS = ("text", "model", "prepend_bos", "sink_aware", "format", "layer", "ablate", "predict")
-ABLATE_EXAMPLE = "[[4, 11], [5, 1]]"
-GZIP_LEVEL = 1  # the page's 16-token answer: 48 KB in 1.0 ms; level 5 saves 2 KB for half a millisecond more
+# /api/attention's fields, in the order they are checked; the README's table lists each (a test checks).
+ATTENTION_FIELDS = Fields(
+    Field("text", sentence, None, "the sentence to look at"),
+    Field("model", model_name, None, "a name from /api/models; DEFAULT_MODEL when absent"),
+    Field("prepend_bos", boolean, False, f"put {BOS_TOKEN} first, as TransformerLens does",
+          from_query=query_boolean),
+    Field("sink_aware", boolean, False, "score heads with the first token's column removed and rows renormalised",
+          from_query=query_boolean),
+    Field("format", one_of(*FORMATS), "summary", "summary: labels only; json adds the attention as nested lists; "
+                                                 "packed adds it compactly, for the page"),
+    Field("layer", optional_whole_number, None, "with json or packed: only this layer's attention",
+          from_query=query_whole_number, check=layer_of_model),
+    Field("ablate", knocked_out_heads, [], "heads to knock out, [[layer, head], …]: their weighted values z become "
+                                           "0 (the output projection's bias stays); attention and labels are then "
+                                           "the run without them, and each head gets its change",
+          from_query=query_json, check=heads_of_model),
+    Field("predict", boolean, False, "add the 5 likeliest next tokens and each token's log-probability, with every "
+                                     "head and without the knocked-out ones",
+          from_query=query_boolean, check=model_intervenes),
+)
+GZIP_LEVEL = 1  # the fastest: higher levels shrink this JSON of repeated keys only a little more
+CHANGE_DIGITS = 6  # a total-variation distance in [0, 1]
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
 
@@ -38,23 +64,34 @@ def models():
         default = registry.default_name()
     except ModelError:  # none is ready; the summaries say why
         default = None
-    return {"models": summaries, "default": default}
+    return {"models": summaries, "default": default, **GLOSSARY}
+
+
+# What the page shows beside the heads, from the one home of each fact: the labels and scores with their
+# meanings, the token prepend_bos adds, and the mass below which a sink-aware row counts as empty.
+GLOSSARY = {
+    "labels": [{"name": name, "meaning": LABEL_MEANINGS[name]} for name in LABELS],  # in the page's order
+    "scores": [{"name": name, "meaning": meaning} for name, meaning in SCORE_MEANINGS.items()],
+    "bos_token": BOS_TOKEN,
+    "empty_row_mass": EMPTY_ROW_MASS,
+}
 
 
 @bp.route("/api/attention", methods=["GET", "POST"])
 def attention():
-    options = parse_request()
+    options = ATTENTION_FIELDS.parse()
+    engine = current_app.extensions["heads.models"].get(options.model)
+    key = replace(options, model=engine.name)  # the model it names, not how: absent and named share answers
+    return cached_json(key, lambda: compute(engine, options))
+
+
+def cached_json(key, make) -> Response:
+    """The JSON of `make()`, from the cache when `key` was answered before; gzipped for clients that take it."""
     cache = current_app.extensions["heads.cache"]
-    registry = current_app.extensions["heads.models"]
-    engine = registry.get(options["model"])
-    check_intervention(engine, options)
-    key = (engine.name, options["text"], options["prepend_bos"], options["sink_aware"], options["format"],
-           options["layer"], options["ablate"], options["predict"])
     body = cache.get(key)  # kept gzipped: cheaper to send, and four times as many fit in CACHE_BYTES
     if body is None:
-        # orjson: the 144 heads' JSON in 0.05 ms where the standard library takes 0.5 (and the numpy array of
-        # format=json directly, without a list of millions of floats first).
-        body = gzip.compress(orjson.dumps(compute(engine, options), option=orjson.OPT_SERIALIZE_NUMPY),
+        # orjson serialises format=json's numpy array directly, without a list of millions of floats first.
+        body = gzip.compress(orjson.dumps(make(), option=orjson.OPT_SERIALIZE_NUMPY),
                              compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
     if "gzip" in request.accept_encodings:
@@ -66,9 +103,21 @@ def attention():
     return response
 
 
+def error_response(message: str, status: int) -> Response:
+    """The one error body, {"error": message}: every failure the app reports is sent through here."""
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
 def compute(engine, options) -> dict:
-    ids, offsets = engine.tokenize(options["text"], prepend_bos=options["prepend_bos"])
-    if len(ids) <= current_app.config["LONG_SENTENCE_TOKENS"]:
+    """Everything that can be refused is refused here, after tokenizing (the length is known) and before the
+    forward pass, so a bad request never holds the long-sentence slot."""
+    ids, offsets = engine.tokenize(options.text, prepend_bos=options.prepend_bos)
+    ATTENTION_FIELDS.check(options, engine)
+    check_json_size(options, len(ids))
+    check_ablate_size(options, len(ids))
+    if not engine.is_long(len(ids)):
         return describe(engine, options, ids, offsets)
     with current_app.extensions["heads.long_sentences"]:  # (L, H, T, T) at T = 1,024 is 600 MB: one at a time
         try:
@@ -77,80 +126,58 @@ def compute(engine, options) -> dict:
             release_freed_memory()
 
 
+def check_json_size(options, n_tokens: int) -> None:
+    limit = current_app.config["MAX_JSON_ATTENTION_TOKENS"]
+    if options.format == "json" and n_tokens > limit:
+        raise InputError(f"format=json returns L×H×T×T numbers; it is limited to {limit} tokens and this "
+                         f"sentence has {n_tokens}. Shorten it, ask for one layer, or use format=packed")
+
+
+def check_ablate_size(options, n_tokens: int) -> None:
+    limit = current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]  # the clean pass of 192 tokens is 21 MB
+    if options.ablate and n_tokens > limit:
+        raise InputError(f'"ablate" works on sentences of up to {limit} tokens (it runs the sentence twice); this '
+                         f"one has {n_tokens}. Shorten it")
+
+
 def describe(engine, options, ids, offsets) -> dict:
-    layer = options["layer"]
-    if layer is not None and not 0 <= layer < engine.n_layer:
-        raise InputError(f"layer must be between 0 and {engine.n_layer - 1} for model {engine.name!r}, not {layer}")
     intervention = run_intervention(engine, options, ids)
-    attention = engine.run(ids) if intervention is None else intervention.attention
-    n_layer, n_head, n_tokens, _ = attention.shape
-    heads = label_heads(attention, ids, sink_aware=options["sink_aware"])
-    response = {
-        "model": engine.name,
-        "synthetic": engine.synthetic,
-        "tokens": [engine.display(i) for i in ids],
-        "ids": ids,
-        "offsets": [list(span) for span in offsets],
-        "n_layer": n_layer,
-        "n_head": n_head,
-        "n_tokens": n_tokens,
-        "prepend_bos": options["prepend_bos"],
-        "sink_aware": options["sink_aware"],
-        "ablate": [list(pair) for pair in options["ablate"]],
-        "heads": heads,
-        "layers": [{"counts": counts} for counts in layer_counts(heads)],
-    }
-    if intervention is not None:
-        describe_intervention(engine, options, intervention, response)
-    attention = attention if layer is None else attention[layer:layer + 1]
-    if options["format"] != "summary":
-        response["attention_layers"] = list(range(n_layer)) if layer is None else [layer]
-    if options["format"] == "json":
-        limit = current_app.config["MAX_JSON_ATTENTION_TOKENS"]
-        if n_tokens > limit:
-            raise InputError(f"format=json returns L×H×T×T numbers; it is limited to {limit} tokens and this "
-                             f"sentence has {n_tokens}. Shorten it, ask for one layer, or use format=packed")
-        response["attention"] = np.round(attention.astype(np.float64), 7)
-    elif options["format"] == "packed":
-        if layer is None and n_tokens > current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]:
-            # All layers of a long sentence are megabytes; the page asks for the layer it shows instead.
-            response["attention_layers"] = []
-            response["attention_per_layer"] = True
-        else:
-            response["attention_packed"] = pack(attention)
+    if intervention is None:
+        return respond(engine, options, engine.attend_ids(ids, offsets))
+    result = Attention([engine.display(i) for i in ids], ids, offsets, intervention.attention)
+    response = respond(engine, options, result)
+    describe_intervention(engine, options, intervention, response)
     return response
 
 
 def run_intervention(engine, options, ids):
-    """The clean and ablated passes, or None for a plain request of a model that cannot intervene. The clean
-    pass of a sentence is kept in the response cache (under its own key, counted in CACHE_BYTES): knocking
-    heads out after looking, or knocking out one more, computes only the ablated pass."""
-    limit = current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]  # a clean pass of 192 tokens is 21 MB
-    if options["ablate"] and len(ids) > limit:
-        raise InputError(f'"ablate" works on sentences of up to {limit} tokens (it runs the sentence twice); this '
-                         f"one has {len(ids)}. Shorten it")
-    if not engine.can_intervene or (len(ids) > limit and not options["predict"]):
+    """The clean and ablated passes, or None where a plain run does (a model exported without head masks, a
+    long sentence without predict). The clean pass of a sentence is kept in the response cache (under its own
+    key, counted in CACHE_BYTES): knocking heads out after looking, or knocking out one more, computes only the
+    ablated pass."""
+    cacheable = len(ids) <= current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]
+    if not engine.can_intervene or not (cacheable or options.predict):
         return None
     cache = current_app.extensions["heads.cache"]
     key = ("clean pass", engine.name, tuple(ids))
     cached = cache.get(key)
-    result = intervene(engine, ids, options["ablate"], options["predict"], cached)
-    if result.clean is not cached and len(ids) <= limit:
+    result = intervene(engine, ids, options.ablate, options.predict, cached)
+    if result.clean is not cached and cacheable:
         for array in (result.clean.attention, result.clean.residual):
-            array.flags.writeable = False  # shared by the requests that find it
+            array.flags.writeable = False  # shared by every request that finds it
         cache.put(key, result.clean, size=result.clean.nbytes)
     return result
 
 
 def describe_intervention(engine, options, intervention, response: dict) -> None:
-    """Add what knocking heads out changed: each head's `change` and `knocked_out`, and `prediction`."""
-    if options["ablate"]:
-        knocked_out = set(options["ablate"])
+    """What knocking heads out changed: each head's `change` and `knocked_out`, and `prediction`."""
+    if options.ablate:
+        knocked_out = set(options.ablate)
         for layer, heads in enumerate(response["heads"]):
             for head, description in enumerate(heads):
-                description["change"] = round(float(intervention.change[layer, head]), 6)
+                description["change"] = round(float(intervention.change[layer, head]), CHANGE_DIGITS)
                 description["knocked_out"] = (layer, head) in knocked_out
-    if options["predict"]:
+    if options.predict:
         clean, ablated = intervention.clean.prediction, intervention.prediction
         response["prediction"] = {"top": top_tokens(engine, clean), "top_ablated": top_tokens(engine, ablated),
                                   "logprob": np.round(clean.next_logprob.astype(np.float64), 5).tolist(),
@@ -162,6 +189,41 @@ def top_tokens(engine, prediction) -> list[dict]:
             for token, logprob in zip(prediction.top_ids, prediction.top_logprob)]
 
 
+def respond(engine, options, result) -> dict:
+    """/api/attention's answer for one computed sentence (server/compare.py answers with two of them)."""
+    n_layer, n_head, n_tokens, _ = result.attention.shape
+    layer = options.layer
+    heads = label_heads(result.attention, result.ids, sink_aware=options.sink_aware)
+    response = {
+        "model": engine.name,
+        "synthetic": engine.synthetic,
+        "tokens": result.tokens,
+        "ids": result.ids,
+        "offsets": [list(span) for span in result.offsets],
+        "n_layer": n_layer,
+        "n_head": n_head,
+        "n_tokens": n_tokens,
+        "prepend_bos": options.prepend_bos,
+        "sink_aware": options.sink_aware,
+        "ablate": [list(pair) for pair in options.ablate],
+        "heads": heads,
+        "layers": [{"counts": counts} for counts in layer_counts(heads)],
+    }
+    attention = result.attention if layer is None else result.attention[layer:layer + 1]
+    if options.format != "summary":
+        response["attention_layers"] = list(range(n_layer)) if layer is None else [layer]
+    if options.format == "json":
+        response["attention"] = np.round(attention.astype(np.float64), 7)
+    elif options.format == "packed":
+        if layer is None and n_tokens > current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]:
+            # All layers of a long sentence are megabytes; the page asks for the layer it shows instead.
+            response["attention_layers"] = []
+            response["attention_per_layer"] = True
+        else:
+            response["attention_packed"] = pack(attention)
+    return response
+
+
 def pack(attention: np.ndarray) -> dict:
     """(L, H, T, T) → each head's lower triangle (row by row, keys 0..i) as little-endian uint16, base64."""
     n_tokens = attention.shape[-1]
@@ -169,128 +231,3 @@ def pack(attention: np.ndarray) -> dict:
     quantized = np.rint(attention[..., rows, keys] * PACKED_SCALE).astype("<u2")  # (L, H, T(T+1)/2)
     return {"encoding": "uint16-tril-base64", "scale": PACKED_SCALE, "shape": list(attention.shape),
             "data": base64.b64encode(quantized.tobytes()).decode("ascii")}
-
-
-def parse_request() -> dict:
-    if request.method == "POST":
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        if request.content_length is None and len(request.get_data(cache=True)) >= limit:
-            raise RequestEntityTooLarge()  # a chunked body has no length to refuse up front; Werkzeug cuts it here
-        try:
-            payload = request.get_json(silent=True)
-        except RecursionError:
-            raise InputError("the request body nests too deeply; send a flat object like "
-                             '{"text": "Hello world"}') from None
-        if payload is None:
-            raise InputError('the request body must be JSON (UTF-8) like {"text": "Hello world"}, '
-                             "sent with Content-Type: application/json")
-        if not isinstance(payload, dict):
-            raise InputError(f'the request body must be a JSON object like {{"text": "Hello world"}}, '
-                             f"not {json_type(payload)}")
-    else:
-        try:
-            unquote_to_bytes(request.query_string.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError("the query string is not valid UTF-8; percent-encode the text as UTF-8") from None
-        payload = {key: request.args.get(key) for key in request.args}
-        for key in ("prepend_bos", "sink_aware"):
-            if key in payload:
-                payload[key] = query_bool(key, payload[key])
-        if "layer" in payload:
-            payload["layer"] = query_int("layer", payload["layer"])
-        if "predict" in payload:
-            payload["predict"] = query_bool("predict", payload["predict"])
-        if "ablate" in payload:
-            payload["ablate"] = query_json("ablate", payload["ablate"])
-    unknown = sorted(set(payload) - set(FIELDS))
-    if unknown:
-        shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "…"
-        raise InputError(f"unknown field {shown!r}; the fields are: {', '.join(FIELDS)}")
-    options = {
-        "text": payload.get("text"),
-        "model": payload.get("model"),
-        "prepend_bos": payload.get("prepend_bos", False),
-        "sink_aware": payload.get("sink_aware", False),
-        "format": payload.get("format", "summary"),
-        "layer": payload.get("layer"),
-        "ablate": parse_ablate(payload.get("ablate", [])),
-        "predict": payload.get("predict", False),
-    }
-    if options["text"] is None:
-        raise InputError('"text" is required: the sentence to look at')
-    if not isinstance(options["text"], str):
-        raise InputError(f'"text" must be a string, not {json_type(options["text"])}')
-    if options["model"] is not None and not isinstance(options["model"], str):
-        raise InputError(f'"model" must be a string (a name from /api/models), not {json_type(options["model"])}')
-    for key in ("prepend_bos", "sink_aware", "predict"):
-        if not isinstance(options[key], bool):
-            raise InputError(f'"{key}" must be true or false, not {json_type(options[key])}')
-    if options["format"] not in FORMATS:
-        raise InputError(f'"format" must be one of {", ".join(FORMATS)}')
-    if options["layer"] is not None and (isinstance(options["layer"], bool) or not isinstance(options["layer"], int)):
-        raise InputError(f'"layer" must be a whole number, not {json_type(options["layer"])}')
-    return options
-
-
-def parse_ablate(value) -> tuple[tuple[int, int], ...]:
-    """`ablate` as sorted (layer, head) pairs, its types checked; the model's ranges are check_intervention's."""
-    if not isinstance(value, list):
-        raise InputError(f'"ablate" must be a list of [layer, head] pairs like {ABLATE_EXAMPLE}, not {json_type(value)}')
-    pairs = []
-    for index, pair in enumerate(value):
-        if isinstance(pair, list) and any(isinstance(number, bool) for number in pair):
-            raise InputError(f'"ablate" item {index} holds true or false; a head is [layer, head], two whole '
-                             f"numbers like {ABLATE_EXAMPLE}")
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(number, int) for number in pair)):
-            flat = isinstance(pair, list) and len(pair) <= 4 and all(isinstance(n, (int, float)) for n in pair)
-            shown = orjson.dumps(pair).decode() if flat else json_type(pair)
-            raise InputError(f'"ablate" item {index} must be a [layer, head] pair of two whole numbers like '
-                             f"{ABLATE_EXAMPLE}, not {shown}")
-        pairs.append((pair[0], pair[1]))
-    return tuple(sorted(pairs))
-
-
-def check_intervention(engine, options) -> None:
-    """`ablate` and `predict` against the model, before anything is computed."""
-    pairs = options["ablate"]
-    if (pairs or options["predict"]) and not engine.can_intervene:
-        raise InputError(f"model {engine.name!r} was exported before heads could be knocked out; re-export it "
-                         "with `twelve-heads export` to use ablate and predict")
-    if len(pairs) > engine.n_layer * engine.n_head:
-        raise InputError(f'"ablate" lists {len(pairs):,} heads; model {engine.name!r} has {engine.n_layer * engine.n_head} '
-                         "(list each head once)")
-    for layer, head in pairs:
-        if not (0 <= layer < engine.n_layer and 0 <= head < engine.n_head):
-            raise InputError(f'"ablate" names head [{layer}, {head}]; model {engine.name!r} has layers 0–'
-                             f"{engine.n_layer - 1} and heads 0–{engine.n_head - 1}")
-    for previous, pair in zip(pairs, pairs[1:]):
-        if previous == pair:
-            raise InputError(f'"ablate" lists head [{pair[0]}, {pair[1]}] twice; list each head once')
-
-
-def query_json(key: str, value: str):
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise InputError(f'"{key}" must be JSON like {ABLATE_EXAMPLE}, not {value[:40]!r}') from None
-
-
-def query_bool(key: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise InputError(f'"{key}" must be true or false, not {value[:40]!r}')
-
-
-def query_int(key: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f'"{key}" must be a whole number, not {value[:40]!r}') from None
-
-
-def json_type(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)

@@ -11,16 +11,13 @@ class ByteLRU:
         self.size = 0
         self.entries: OrderedDict[object, tuple[object, int]] = OrderedDict()  # key -> (value, its bytes)
         self.lock = threading.Lock()
-        self.hits = self.misses = 0
 
-    def get(self, key) -> bytes | None:
+    def get(self, key):
         with self.lock:
             entry = self.entries.get(key)
             if entry is None:
-                self.misses += 1
                 return None
             self.entries.move_to_end(key)
-            self.hits += 1
             return entry[0]
 
     def put(self, key, value, size: int | None = None) -> None:
@@ -37,8 +34,3 @@ class ByteLRU:
             while self.size > self.max_bytes:
                 _, (_, evicted) = self.entries.popitem(last=False)
                 self.size -= evicted
-
-    def stats(self) -> dict:
-        with self.lock:
-            return {"entries": len(self.entries), "bytes": self.size, "max_bytes": self.max_bytes,
-                    "hits": self.hits, "misses": self.misses}

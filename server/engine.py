@@ -24,12 +24,13 @@ from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, HEAD_MASK, INPUT_IDS, INTER
 
 from .intervene import Predictor, head_mask, shared_initializers
 
-DEFAULT_MAX_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
-# onnxruntime's memory arena keeps the peak of the longest sentence ever run for the life of the process: +770 MB
-# for GPT-2 small after one 1,024-token sentence. A run this long hands its activations back when it ends (the
-# caller then returns them to the system, release_freed_memory). Shorter runs keep the arena: reusing it is why
-# T = 1,024 takes 0.9 s and not 1.2 s, as it does with no arena at all.
-SHRINK_ARENA_TOKENS = 256
+# The engine's defaults; the server's settings (server/config.py) start from these, so the engine used alone
+# behaves as the server does.
+MAX_TEXT_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
+# A sentence longer than this is long: its run hands onnxruntime's arena back when it ends (the caller then returns
+# the memory to the system, release_freed_memory). The arena otherwise keeps the peak of the longest sentence ever
+# run for the life of the process. Shorter runs keep it: reusing it spares every run its allocations.
+LONG_SENTENCE_TOKENS = 256
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 MALLOC_ARENAS = 2
 LONG_RUN = ort.RunOptions()
@@ -48,9 +49,10 @@ class Attention:
 
 class Engine:
     def __init__(self, path: Path, manifest: dict, session: ort.InferenceSession, tokenizer: Tokenizer,
-                 max_tokens: int, max_chars: int, predictor: Predictor | None = None, shared: dict | None = None):
+                 max_tokens: int, max_chars: int, long_sentence_tokens: int, predictor: Predictor | None = None,
+                 shared: dict | None = None):
         self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
-        self.max_tokens, self.max_chars = max_tokens, max_chars
+        self.max_tokens, self.max_chars, self.long_sentence_tokens = max_tokens, max_chars, long_sentence_tokens
         self.output_names = [attention_output(layer) for layer in range(self.n_layer)]
         # Knocking heads out needs a graph with head_mask (exported since manifest version 2) and predict.onnx.
         self.predictor = predictor
@@ -65,8 +67,8 @@ class Engine:
     can_intervene = property(lambda self: self.predictor is not None)
 
     @classmethod
-    def load(cls, path, max_tokens: int | None = None, max_chars: int = DEFAULT_MAX_CHARS,
-             threads: int | None = None) -> "Engine":
+    def load(cls, path, max_tokens: int | None = None, max_chars: int = MAX_TEXT_CHARS, threads: int | None = None,
+             long_sentence_tokens: int = LONG_SENTENCE_TOKENS) -> "Engine":
         """Open `path` (a models/NAME directory); raise ModelError naming the file and the fix if anything is off."""
         path = Path(path)
         if not path.is_dir():
@@ -84,15 +86,16 @@ class Engine:
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
-        return cls(path, manifest, session, tokenizer, limit, max_chars, predictor, shared)
+        return cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens, predictor, shared)
 
     def attend(self, text: str, prepend_bos: bool = False) -> Attention:
         """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
         return self.attend_ids(*self.tokenize(text, prepend_bos))
 
-    def attend_ids(self, ids: list[int], offsets: list[tuple[int, int]]) -> Attention:
-        """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long)."""
-        return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids))
+    def attend_ids(self, ids: list[int], offsets: list[tuple[int, int]], mask: np.ndarray | None = None) -> Attention:
+        """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long);
+        `mask` (L, H) knocks out the heads where it is 0."""
+        return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids, mask))
 
     def run(self, ids: list[int], mask: np.ndarray | None = None, residual: np.ndarray | None = None) -> np.ndarray:
         """(L, H, T, T) attention for token ids; `mask` (L, H) knocks out the heads where it is 0 (needs
@@ -111,18 +114,22 @@ class Engine:
         if residual is not None:
             binding.bind_output(RESIDUAL, "cpu", 0, np.float32, [1, *residual.shape], residual.ctypes.data)
         try:
-            self.session.run_with_iobinding(binding, LONG_RUN if n_tokens >= SHRINK_ARENA_TOKENS else None)
+            self.session.run_with_iobinding(binding, LONG_RUN if self.is_long(n_tokens) else None)
         except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
             raise ModelError(f"{self.path / GRAPH} failed on a {n_tokens}-token sentence "
                              f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
                              f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
-                             f"graph: {REEXPORT_HINT}", status=503) from None
+                             f"graph: {REEXPORT_HINT}") from None
         return attention
 
     def run_with_residual(self, ids: list[int], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`run`, and the residual stream entering the last block (T, n_embd), which predict.onnx starts from."""
         residual = np.empty((len(ids), self.manifest["n_embd"]), dtype=np.float32)
         return self.run(ids, mask, residual), residual
+
+    def is_long(self, n_tokens: int) -> bool:
+        """Whether a sentence of `n_tokens` is long: its memory is lent for the run, not kept (LONG_SENTENCE_TOKENS)."""
+        return n_tokens > self.long_sentence_tokens
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
         check_text(text, self.max_chars)
@@ -144,7 +151,7 @@ class Engine:
 
 def check_text(text, max_chars: int) -> None:
     if not isinstance(text, str):
-        raise InputError(f"the text must be a string, not {type(text).__name__}")
+        raise InputError.wrong_type("text", "a string", text)
     if not text.strip():
         raise InputError("the text is empty; type a sentence to look at")
     if len(text) > max_chars:
@@ -156,20 +163,18 @@ def check_text(text, max_chars: int) -> None:
                          "remove it") from None
 
 
-
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     """Cap glibc's malloc arenas, before the request threads start. glibc gives threads arenas of their own (up
-    to 8 per core), and each keeps its own freed pieces: a worker with 8 threads grew 28 MB under load, 15 with
-    2 arenas (benchmarks/bench_server.py). Python's small objects don't use malloc, so there is little to
-    contend for."""
+    to 8 per core), and each keeps its own freed pieces, so a worker's memory grows with its threads for no gain:
+    Python's small objects don't use malloc, so there is little to contend for."""
     if glibc := _glibc():
         glibc.mallopt(M_ARENA_MAX, arenas)
 
 
 def release_freed_memory() -> None:
     """Hand freed memory back to the system: after loading (the parsed protobuf, unpacked weights), and after a
-    long sentence (its activations). glibc keeps it otherwise: a served GPT-2 small would sit ~190 MB above its
-    model file after loading, and ~400 MB more after one 1,024-token sentence, for nothing."""
+    long sentence (its activations). glibc keeps it otherwise, and a worker would stay at its largest for good
+    (tests/test_faults.py checks that a 1,024-token sentence leaves nothing behind)."""
     if glibc := _glibc():
         glibc.malloc_trim(0)
 

@@ -92,7 +92,7 @@ class Predictor:
                                                                   run_options)
         except Exception as err:  # onnxruntime's own types
             raise ModelError(f"{self.path} failed on a {len(ids)}-token sentence ({str(err).splitlines()[0][:160]}); "
-                             f"{REEXPORT_HINT}", status=503) from None
+                             f"{REEXPORT_HINT}") from None
         return [Prediction(next_logprob[row], top_ids[row], top_logprob[row]) for row in range(batch)]
 
 

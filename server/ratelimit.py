@@ -16,9 +16,12 @@ import threading
 import time
 from collections import OrderedDict
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 
-LIMITED_ENDPOINTS = {"api.attention"}  # the page, /api/models and /healthz cost nothing worth limiting
+from .api import error_response
+
+# The page, /api/models and /healthz cost nothing worth limiting; a comparison is two sentences through the model.
+LIMITED_ENDPOINTS = {"api.attention", "compare.compare"}
 MAX_CLIENTS = 20_000  # ≈ 450 bytes each (measured): under 10 MB however many addresses a flood uses
 MAX_ADDRESS_CHARS = 64  # an IPv6 address with a zone fits; a forged header cannot grow a key
 
@@ -103,8 +106,7 @@ def init_app(app: Flask) -> None:
         if wait <= 0:
             return None
         seconds = max(1, math.ceil(wait))
-        response = jsonify(error=f"too many requests from this address; try again in {seconds} "
-                                 f"second{'s' if seconds != 1 else ''}")
-        response.status_code = 429
+        response = error_response(f"too many requests from this address; try again in {seconds} "
+                                  f"second{'s' if seconds != 1 else ''}", 429)
         response.headers["Retry-After"] = str(seconds)
         return response

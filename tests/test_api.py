@@ -3,6 +3,7 @@
 import base64
 import gzip
 import json
+import re
 import shutil
 
 import numpy as np
@@ -12,7 +13,9 @@ from conftest import REPO, TROPHY
 from twelve_heads.server import create_app
 from twelve_heads.server.config import SETTINGS
 from twelve_heads.server.engine import Engine
-from twelve_heads.server.heads import LABELS
+from twelve_heads.modeldir import BOS_TOKEN
+from twelve_heads.server.heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, SCORE_NAMES
+from twelve_heads.server.scores import EMPTY_ROW_MASS
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +48,28 @@ def test_models_lists_each_exported_model_with_its_shape(client):
     assert (models["wide"]["n_layer"], models["wide"]["n_head"], models["wide"]["synthetic"]) == (12, 12, False)
     assert models["tiny"]["error"] is None
     assert response.json["default"] == "wide"
+
+
+def test_models_sends_the_glossary_the_page_shows(client):
+    body = client.get("/api/models").json
+    assert [label["name"] for label in body["labels"]] == list(LABELS)
+    assert {label["name"]: label["meaning"] for label in body["labels"]} == LABEL_MEANINGS
+    assert body["scores"] == [{"name": name, "meaning": SCORE_MEANINGS[name]} for name in SCORE_NAMES]
+    assert all(entry["meaning"].strip() for entry in body["labels"] + body["scores"])
+    assert body["bos_token"] == BOS_TOKEN == "<|endoftext|>"
+    assert body["empty_row_mass"] == EMPTY_ROW_MASS == 1e-6
+
+
+def test_every_score_a_head_gets_has_a_meaning(client):
+    head = client.post("/api/attention", json={"text": TROPHY}).json["heads"][0][0]
+    assert list(head["scores"]) == list(SCORE_NAMES) == list(SCORE_MEANINGS)
+
+
+def test_readme_lists_every_label_with_its_meaning():
+    """The README's "What the labels mean" says what LABEL_MEANINGS says, in the same order."""
+    section = (REPO / "README.md").read_text().split("## What the labels mean")[1].split("\n## ")[0]
+    listed = re.findall(r"^- \*\*([a-z-]+)\*\* — (.*?)(?=^- |^$)", section, flags=re.M | re.S)
+    assert [(name, " ".join(meaning.split())) for name, meaning in listed] == list(LABEL_MEANINGS.items())
 
 
 def test_attention_summary_labels_every_head(client, models_dir):
@@ -101,12 +126,13 @@ def test_sink_aware_changes_the_scores_not_the_tokens(client):
     assert [h["scores"] for h in plain["heads"][5]] != [h["scores"] for h in aware["heads"][5]]
 
 
-def test_repeated_sentences_come_from_the_cache(app, client):
-    cache = app.extensions["heads.cache"]
+def test_repeated_sentences_come_from_the_cache(app, client, monkeypatch):
+    engine = app.extensions["heads.models"].get("wide")
+    runs, run = [], engine.run
+    monkeypatch.setattr(engine, "run", lambda ids, *rest: runs.append(ids) or run(ids, *rest))
     first = client.post("/api/attention", json={"text": "a sentence for the cache"})
-    hits = cache.stats()["hits"]
     second = client.post("/api/attention", json={"text": "a sentence for the cache"})
-    assert cache.stats()["hits"] == hits + 1
+    assert len(runs) == 1  # the repeat ran nothing
     assert first.data == second.data
 
 
@@ -115,8 +141,8 @@ def test_cache_is_bounded_in_bytes(models_dir):
     client = app.test_client()
     for n in range(30):
         assert client.post("/api/attention", json={"text": f"sentence number {n}", "format": "json"}).status_code == 200
-    stats = app.extensions["heads.cache"].stats()
-    assert 0 < stats["bytes"] <= 20_000 and stats["entries"] < 30
+    cache = app.extensions["heads.cache"]
+    assert 0 < sum(map(len, cache.entries.values())) == cache.size <= 20_000 and len(cache.entries) < 30
 
 
 BAD_REQUESTS = [
@@ -178,7 +204,8 @@ def test_wrong_methods_get_405_as_json(client, method):
 
 def test_unknown_paths_get_404_as_json(client):
     response = client.get("/api/nothing")
-    assert response.status_code == 404 and "the API is /api/models and /api/attention" in response.json["error"]
+    assert response.status_code == 404
+    assert "the API is /api/models, /api/attention, /api/compare and /api/atlas" in response.json["error"]
 
 
 def test_responses_carry_security_headers(client):
@@ -227,7 +254,8 @@ def test_a_broken_model_is_not_loaded_again_until_its_directory_changes(tmp_path
 
 def test_no_models_gives_a_clear_error(tmp_path):
     client = create_app({"MODELS_DIR": str(tmp_path / "empty")}).test_client()
-    assert client.get("/api/models").json == {"models": [], "default": None}
+    body = client.get("/api/models").json
+    assert (body["models"], body["default"]) == ([], None)
     response = client.post("/api/attention", json={"text": "hello"})
     assert response.status_code == 503
     assert "no model is ready" in response.json["error"] and "twelve-heads export --demo" in response.json["error"]

@@ -57,19 +57,27 @@ def test_the_labels_are_those_of_the_ablated_attention(client):
     assert [h["scores"] for h in plain["heads"][11]] != [h["scores"] for h in ablated["heads"][11]]
 
 
-def test_the_clean_pass_is_cached_and_each_ablation_has_its_own_response(app, client):
-    cache = app.extensions["heads.cache"]
+def counted_runs(app, monkeypatch, name: str) -> list:
+    """The engine's forward passes from now on: each call of Engine.run appends its head mask (None: all heads)."""
+    engine = app.extensions["heads.models"].get(name)
+    runs, run = [], engine.run
+    monkeypatch.setattr(engine, "run", lambda ids, mask=None, *rest: runs.append(mask) or run(ids, mask, *rest))
+    return runs
+
+
+def test_the_clean_pass_is_cached_and_each_ablation_has_its_own_response(app, client, monkeypatch):
+    runs = counted_runs(app, monkeypatch, "wide")
     text = "A sentence seen first plainly, then with heads knocked out."
     post(client, text=text, model="wide")
-    misses = cache.stats()["misses"]
     first = post(client, text=text, model="wide", ablate=[[2, 2]], predict=True).json
-    # One miss for this response; the clean pass came from the plain request.
-    assert cache.stats()["misses"] == misses + 1
+    # The clean pass came from the plain request: only the ablated one ran.
+    assert len(runs) == 2 and runs[0] is None and runs[1][2, 2] == 0 and runs[1].sum() == 143
     second = post(client, text=text, model="wide", ablate=[[2, 3]], predict=True).json
+    assert len(runs) == 3
     assert first["prediction"]["top"] == second["prediction"]["top"]
     assert first["prediction"]["logprob_ablated"] != second["prediction"]["logprob_ablated"]
     again = post(client, text=text, model="wide", ablate=[[2, 2]], predict=True).json
-    assert again == first
+    assert again == first and len(runs) == 3
 
 
 def test_get_takes_ablate_as_json(client):
@@ -102,12 +110,12 @@ BAD_ABLATE = [
 
 
 @pytest.mark.parametrize("ablate, message", BAD_ABLATE)
-def test_bad_ablate_gets_a_clear_error_before_any_work(app, client, ablate, message):
-    computed = app.extensions["heads.cache"].stats()["misses"]
+def test_bad_ablate_gets_a_clear_error_before_any_work(app, client, monkeypatch, ablate, message):
+    runs = counted_runs(app, monkeypatch, "tiny")
     response = post(client, text="Hello world", ablate=ablate)
     assert response.status_code == 400
     assert response.json == {"error": message}
-    assert app.extensions["heads.cache"].stats()["misses"] == computed  # nothing was looked up or computed
+    assert runs == []
 
 
 @pytest.mark.parametrize("query, message", [

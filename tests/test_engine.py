@@ -99,9 +99,9 @@ def long_text(n_words):
 @pytest.mark.parametrize("text, message", [
     ("", "the text is empty; type a sentence to look at"),
     ("   \n\t ", "the text is empty; type a sentence to look at"),
-    (None, "the text must be a string, not NoneType"),
-    (42, "the text must be a string, not int"),
-    (["a"], "the text must be a string, not list"),
+    (None, '"text" must be a string, not null'),  # the API's wording (InputError.wrong_type)
+    (42, '"text" must be a string, not a number'),
+    (["a"], '"text" must be a string, not a list'),
     (long_text(TINY_POSITIONS + 1), f"the sentence has {TINY_POSITIONS + 1:,} tokens; this model reads at most "
                                     f"{TINY_POSITIONS:,}. Shorten it"),
     ("a" * 20_001, "the text has 20,001 characters; the limit is 20,000. Shorten it"),

@@ -20,7 +20,7 @@ from twelve_heads.modeldir import checksums, file_sha256
 from twelve_heads.server.engine import Engine
 
 PARITY_ATOL = 1e-5
-MODEL_FILES = ["embedding.bin", "manifest.json", "model.onnx", "predict.onnx", "tokenizer.json"]
+MODEL_FILES = ["atlas.json", "embedding.bin", "manifest.json", "model.onnx", "predict.onnx", "tokenizer.json"]
 
 
 def text_of_length(engine: Engine, n_tokens: int) -> str:
@@ -71,6 +71,7 @@ def test_manifest_describes_the_model(tiny_model):
         "synthetic": False}
     assert manifest["files"]["model.onnx"] == file_sha256(tiny_model / "model.onnx")
     assert manifest["files"]["tokenizer.json"] == file_sha256(tiny_model / "tokenizer.json")
+    assert manifest["files"]["atlas.json"] == file_sha256(tiny_model / "atlas.json")
     assert manifest["bos_token_id"] == 50256
     assert {"torch", "transformers", "optimum-onnx", "onnxruntime"} <= set(manifest["versions"])
     assert manifest["validation"]["max_abs_diff"] <= 1e-4

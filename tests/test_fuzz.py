@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twelve_heads.server import create_app
-from twelve_heads.server.api import FIELDS
+from twelve_heads.server.api import ATTENTION_FIELDS
 
 # Derandomized, so every run tries the same examples (a failure reproduces; the suite is not flaky), and
 # a few seconds per test. The odd cases that matter are also pinned in tests/test_hardening.py with their messages.
@@ -59,7 +59,7 @@ shapes = st.one_of(
     st.fixed_dictionaries({"text": any_text}, optional={field: st.one_of(strategy, nearly_valid.get(field, strategy),
                                                                          json_values)
                                                         for field, strategy in valid.items()}),
-    st.fixed_dictionaries({}, optional={field: json_values for field in FIELDS}),
+    st.fixed_dictionaries({}, optional={field: json_values for field in ATTENTION_FIELDS.names}),
     st.builds(lambda known, extra: {**extra, **known}, st.fixed_dictionaries({"text": any_text}, optional=valid),
               st.dictionaries(any_text, json_values, min_size=1, max_size=2)),
     json_values,
@@ -101,7 +101,7 @@ query_values = st.one_of(utf8_text, any_text.map(lambda text: text.encode("utf-8
 @given(params=st.fixed_dictionaries({"text": utf8_text},  # mostly computed: the whole path runs
                                     optional={"prepend_bos": st.sampled_from([b"1", b"true", b"no", b""]),
                                               "format": st.sampled_from([b"summary", b"json", b"packed"])})
-       | st.dictionaries(st.sampled_from(FIELDS) | any_text.filter(bool), query_values, max_size=5),
+       | st.dictionaries(st.sampled_from(ATTENTION_FIELDS.names) | any_text.filter(bool), query_values, max_size=5),
        raw=st.booleans())
 def test_any_query_string_never_gets_a_5xx(client, params, raw):
     """Parameters percent-encoded from any bytes (invalid UTF-8 and encoded surrogates too), or glued raw."""

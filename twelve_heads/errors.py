@@ -20,10 +20,19 @@ class HeadsError(Exception):
 class InputError(HeadsError):
     """The request (text, options) is not something we can compute."""
 
-    status = 400
+    @classmethod
+    def wrong_type(cls, name: str, expected: str, value) -> "InputError":
+        """The one wording for a value of the wrong type: '"layer" must be a whole number, not a string'."""
+        return cls(f'"{name}" must be {expected}, not {type_name(value)}')
+
+
+def type_name(value) -> str:
+    """What `value` is, in the words of JSON (where the API's values come from): "a number", "null"."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 class ModelError(HeadsError):
-    """A model directory is missing, incomplete or inconsistent."""
+    """A model directory is missing, incomplete or inconsistent: the server cannot serve that model now."""
 
-    status = 500
+    status = 503
