@@ -1,10 +1,11 @@
 """From a checkpoint (Hub id or local directory) to a complete `models/NAME/` directory, atomically.
 
 Steps: resolve the source (download when it is a Hub id) → load it as a GPT2Model with eager attention →
-trace to ONNX with attention outputs → validate against PyTorch → (optionally) quantize → write the
-tokenizer and manifest → compute the head atlas with the finished graph (unless told not to) → move the
-finished directory into place. Everything is built in a hidden `models/.building-NAME-*` directory; only the
-final rename makes `models/NAME` appear, and an existing model of that name is replaced only by a complete one.
+trace to ONNX with attention outputs → validate against PyTorch → (optionally) quantize → add the head mask
+and the prediction graph, validated under head masks (export/intervene.py) → write the tokenizer and manifest
+→ compute the head atlas with the finished graph (unless told not to) → move the finished directory into
+place. Everything is built in a hidden `models/.building-NAME-*` directory; only the final rename makes
+`models/NAME` appear, and an existing model of that name is replaced only by a complete one.
 """
 
 import json
@@ -19,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from twelve_heads.errors import HeadsError
-from twelve_heads.modeldir import BOS_TOKEN, GRAPH, PLANTED_HEADS, TOKENIZER, write_manifest
+from twelve_heads.modeldir import BOS_TOKEN, GRAPH, INTERVENTION, PLANTED_HEADS, TOKENIZER, write_manifest
 
 from .tokenizer import GPT2_TOKENIZER_DIR, find_tokenizer, load_tokenizer
 
@@ -128,6 +129,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     from transformers import AutoConfig, GPT2Model
 
     from .graph import VALIDATION_ATOL, export_onnx, validate_onnx, validation_lengths
+    from .intervene import add_intervention
     from .optimize import drop_identity_casts, fold_shape_arithmetic, transpose_projections
 
     config = AutoConfig.from_pretrained(checkpoint)
@@ -160,12 +162,14 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     del graph
     step.begin("validating the graph against PyTorch")
     worst = validate_onnx(model, onnx_path, validation_lengths(config.n_positions))
-    del model
     quantization = None
     if int8:
         from .quantize import quantize_int8
         step.begin("quantizing to int8")
         quantization = quantize_int8(onnx_path)
+    step.begin("adding head masks and the prediction graph (export/intervene.py)")
+    intervention = add_intervention(model, out, int8, validation_lengths(config.n_positions))
+    del model
     step.begin("writing the tokenizer and manifest")
     tokenizer.save(str(out / TOKENIZER))
     step.end()
@@ -183,6 +187,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
         "quantization": quantization,
         "graph_rewrites": rewrites,
         "validation": {"max_abs_diff": worst, "atol": VALIDATION_ATOL, "lengths": validation_lengths(config.n_positions)},
+        INTERVENTION: intervention,
         "versions": library_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -28,7 +28,8 @@ from twelve_heads.modeldir import BOS_TOKEN
 
 from .api import ATTENTION_FIELDS, cached_json, respond
 from .engine import release_freed_memory
-from .fields import Field, Fields, boolean, model_name, sentence
+from .fields import Field, Fields, boolean, heads_of_model, knocked_out_heads, model_name, sentence
+from .intervene import head_mask
 
 bp = Blueprint("compare", __name__)
 
@@ -42,21 +43,14 @@ def compared_sentence(field: Field, value) -> str:
     return text
 
 
-def no_knock_out(field: Field, value) -> tuple:
-    """Knocked-out heads (issue 14). Until /api/attention learns `ablate`, only "none" is accepted; then this
-    becomes its parser, and `compute` runs both sentences with those heads knocked out."""
-    if value is None or value == []:
-        return ()
-    raise InputError(f'"{field.name}" (knocking heads out) is not available on this server yet; leave it out')
-
-
 # /api/compare's fields, in the order they are checked; the README's table lists each.
 COMPARE_FIELDS = Fields(
     Field("a", compared_sentence, None, "the first sentence"),
     Field("b", compared_sentence, None, "the sentence to compare it with"),
     Field("model", model_name, None, "a name from /api/models; DEFAULT_MODEL when absent"),
     Field("prepend_bos", boolean, False, f"put {BOS_TOKEN} first in both"),
-    Field("ablate", no_knock_out, None, "heads to knock out in both runs"),
+    Field("ablate", knocked_out_heads, [], "heads to knock out in both runs, [[layer, head], …], as /api/attention's",
+          check=heads_of_model),
     example='{"a": "The trophy is too big.", "b": "The trophy is too small."}',
 )
 SENTENCES = ("a", "b")
@@ -72,6 +66,7 @@ def compare():
 
 def compute(engine, options) -> dict:
     tokenized = {name: tokenize(engine, name, options) for name in SENTENCES}
+    COMPARE_FIELDS.check(options, engine)
     if max(len(ids) for ids, _ in tokenized.values()) <= current_app.config["LONG_SENTENCE_TOKENS"]:
         return describe(engine, options, tokenized)
     with current_app.extensions["heads.long_sentences"]:  # as /api/attention; here two (L, H, T, T) arrays
@@ -82,13 +77,15 @@ def compute(engine, options) -> dict:
 
 
 def describe(engine, options, tokenized) -> dict:
-    results = {name: engine.attend_ids(ids, offsets) for name, (ids, offsets) in tokenized.items()}
+    mask = head_mask(engine.n_layer, engine.n_head, options.ablate) if options.ablate else None
+    results = {name: engine.attend_ids(ids, offsets, mask) for name, (ids, offsets) in tokenized.items()}
     alignment = align(results["a"].ids, results["b"].ids)
     # Each sentence as /api/attention answers it with format=packed: the page's format, and its per-layer
     # fetching for long sentences.
     as_attention = {name: ATTENTION_FIELDS.options_type(text=getattr(options, name), model=options.model,
                                                         prepend_bos=options.prepend_bos, sink_aware=False,
-                                                        format="packed", layer=None) for name in SENTENCES}
+                                                        format="packed", layer=None, ablate=options.ablate,
+                                                        predict=False) for name in SENTENCES}
     n_layer, n_head = engine.n_layer, engine.n_head
     return {
         "model": engine.name,

@@ -19,8 +19,10 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from twelve_heads.errors import InputError, ModelError
-from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, TOKENIZER, attention_output,
-                                   read_manifest, verify_files)
+from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, HEAD_MASK, INPUT_IDS, INTERVENTION, PREDICT_GRAPH,
+                                   REEXPORT_HINT, RESIDUAL, TOKENIZER, attention_output, read_manifest, verify_files)
+
+from .intervene import Predictor, head_mask, shared_initializers
 
 # The engine's defaults; the server's settings (server/config.py) start from these, so the engine used alone
 # behaves as the server does.
@@ -52,16 +54,22 @@ class Attention:
 
 class Engine:
     def __init__(self, path: Path, manifest: dict, session: ort.InferenceSession, tokenizer: Tokenizer,
-                 max_tokens: int, max_chars: int, long_sentence_tokens: int):
+                 max_tokens: int, max_chars: int, long_sentence_tokens: int, predictor: Predictor | None = None,
+                 shared: dict | None = None):
         self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
         self.max_tokens, self.max_chars, self.long_sentence_tokens = max_tokens, max_chars, long_sentence_tokens
         self.output_names = [attention_output(layer) for layer in range(self.n_layer)]
+        # Knocking heads out needs a graph with head_mask (exported since manifest version 2) and predict.onnx.
+        self.predictor = predictor
+        self.shared = shared or {}  # the embedding table both sessions read: must outlive them
+        self.all_heads = head_mask(self.n_layer, self.n_head)[None] if predictor else None  # (1, L, H) of ones
 
     name = property(lambda self: self.path.name)  # the directory is the identity; a copy may be renamed
     n_layer = property(lambda self: self.manifest["n_layer"])
     n_head = property(lambda self: self.manifest["n_head"])
     n_positions = property(lambda self: self.manifest["n_positions"])
     synthetic = property(lambda self: self.manifest["synthetic"])
+    can_intervene = property(lambda self: self.predictor is not None)
 
     @classmethod
     def load(cls, path, max_tokens: int | None = None, max_chars: int = MAX_TEXT_CHARS, threads: int | None = None,
@@ -71,23 +79,28 @@ class Engine:
         if not path.is_dir():
             raise ModelError(f"model directory {path} does not exist; export one with `twelve-heads export`")
         manifest = read_manifest(path)
-        verify_files(path, manifest, (GRAPH, TOKENIZER))
+        intervention = manifest.get(INTERVENTION)
+        extra = (PREDICT_GRAPH, intervention["embedding"]["file"]) if intervention else ()
+        verify_files(path, manifest, (GRAPH, TOKENIZER, *extra))
         model_path = path / GRAPH
-        session = open_session(model_path, threads)
+        shared = shared_initializers(path, manifest)
+        session = open_session(model_path, threads, shared)
+        predictor = Predictor(path / PREDICT_GRAPH, open_session(path / PREDICT_GRAPH, threads, shared)) if intervention else None
         release_freed_memory()
-        check_graph(session, manifest, model_path)
+        check_graph(session, manifest, model_path, intervention is not None)
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
-        return cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens)
+        return cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens, predictor, shared)
 
     def attend(self, text: str, prepend_bos: bool = False) -> Attention:
         """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
         return self.attend_ids(*self.tokenize(text, prepend_bos))
 
-    def attend_ids(self, ids: list[int], offsets: list[tuple[int, int]]) -> Attention:
-        """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long)."""
-        return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids))
+    def attend_ids(self, ids: list[int], offsets: list[tuple[int, int]], mask: np.ndarray | None = None) -> Attention:
+        """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long);
+        `mask` (L, H) knocks out the heads where it is 0."""
+        return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids, mask))
 
     def attend_many(self, texts: list[str], prepend_bos: bool = False) -> list[Attention]:
         """`attend` for many texts at once, computed in batches (run_batch): for scoring a corpus."""
@@ -98,10 +111,13 @@ class Engine:
         return [Attention([self.display(i) for i in ids], ids, offsets, attention)
                 for (ids, offsets), attention in zip(tokenized, attentions, strict=True)]
 
-    def run(self, ids: list[int]) -> np.ndarray:
-        """(L, H, T, T) attention for token ids. Each layer's output is written straight into its slice of one
-        array: no per-layer arrays to concatenate, so a 1,024-token sentence costs one copy of 600 MB, not two."""
-        return self.run_padded([ids])[:, 0]
+    def run(self, ids: list[int], mask: np.ndarray | None = None, residual: np.ndarray | None = None) -> np.ndarray:
+        """(L, H, T, T) attention for token ids; `mask` (L, H) knocks out the heads where it is 0 (needs
+        can_intervene); `residual` (T, n_embd), when given, receives the stream entering the last block. Each
+        layer's output is written straight into its slice of one array: no per-layer arrays to concatenate, so
+        a 1,024-token sentence costs one copy of 600 MB, not two."""
+        return self.run_padded([ids], None if mask is None else mask[None],
+                               None if residual is None else residual[None])[:, 0]
 
     def run_batch(self, batch: list[list[int]]) -> list[np.ndarray]:
         """(L, H, T_i, T_i) attention for each sentence of token ids, in the order given.
@@ -140,8 +156,11 @@ class Engine:
                 group.append(position)
         return groups
 
-    def run_padded(self, batch: list[list[int]]) -> np.ndarray:
-        """(L, B, H, T, T) attention of `batch`, each sentence padded on the right to the longest, T."""
+    def run_padded(self, batch: list[list[int]], masks: np.ndarray | None = None,
+                   residual: np.ndarray | None = None) -> np.ndarray:
+        """(L, B, H, T, T) attention of `batch`, each sentence padded on the right to the longest, T; `masks`
+        (B, L, H) knock heads out per sentence, `residual` (B, T, n_embd) receives the stream entering the last
+        block."""
         n_tokens = max(len(ids) for ids in batch)
         ids = np.zeros((len(batch), n_tokens), dtype=np.int64)  # token 0 as padding: any token would do
         for row, sentence in enumerate(batch):
@@ -149,8 +168,13 @@ class Engine:
         attention = np.empty((self.n_layer, len(batch), self.n_head, n_tokens, n_tokens), dtype=np.float32)
         binding = self.session.io_binding()
         binding.bind_cpu_input(INPUT_IDS, ids)
+        if self.all_heads is not None:
+            every_head = np.repeat(self.all_heads, len(batch), axis=0)  # (B, L, H) of ones
+            binding.bind_cpu_input(HEAD_MASK, every_head if masks is None else np.ascontiguousarray(masks, np.float32))
         for layer, name in enumerate(self.output_names):
             binding.bind_output(name, "cpu", 0, np.float32, list(attention.shape[1:]), attention[layer].ctypes.data)
+        if residual is not None:
+            binding.bind_output(RESIDUAL, "cpu", 0, np.float32, list(residual.shape), residual.ctypes.data)
         long_run = self.is_long(n_tokens, len(batch))
         try:
             self.session.run_with_iobinding(binding, LONG_RUN if long_run else None)
@@ -160,6 +184,11 @@ class Engine:
                              f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
                              f"graph: {REEXPORT_HINT}") from None
         return attention
+
+    def run_with_residual(self, ids: list[int], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`run`, and the residual stream entering the last block (T, n_embd), which predict.onnx starts from."""
+        residual = np.empty((len(ids), self.manifest["n_embd"]), dtype=np.float32)
+        return self.run(ids, mask, residual), residual
 
     def is_long(self, n_tokens: int, n_sentences: int = 1) -> bool:
         """Whether a run of `n_sentences` padded to `n_tokens` is long: its memory is lent for the run, not kept
@@ -253,12 +282,15 @@ def _glibc() -> ctypes.CDLL | None:
     return glibc if hasattr(glibc, "mallopt") and hasattr(glibc, "malloc_trim") else None
 
 
-def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
+def open_session(model_path: Path, threads: int | None, shared: dict | None = None) -> ort.InferenceSession:
+    """`shared`: {initializer name: OrtValue} that the session uses instead of loading its own copy."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
     if threads:
         options.intra_op_num_threads = threads
+    for name, value in (shared or {}).items():
+        options.add_initializer(name, value)
     try:
         return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for truncated or foreign files
@@ -266,11 +298,17 @@ def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
                          f"{REEXPORT_HINT}") from None
 
 
-def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
+def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path, intervention: bool) -> None:
+    """The graph's inputs and outputs are what its manifest says: input_ids, and head_mask (with the residual
+    output) when the manifest has an intervention section; every layer's attention with n_head heads."""
     inputs = {node.name for node in session.get_inputs()}
-    if inputs != {INPUT_IDS}:
-        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected only {INPUT_IDS!r}; {REEXPORT_HINT}")
+    expected = {INPUT_IDS, HEAD_MASK} if intervention else {INPUT_IDS}
+    if inputs != expected:
+        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected {sorted(expected)}; {REEXPORT_HINT}")
     outputs = {node.name: node.shape for node in session.get_outputs()}
+    if intervention and RESIDUAL not in outputs:
+        raise ModelError(f"{model_path} has no output {RESIDUAL!r}, which its manifest's intervention needs; "
+                         f"{REEXPORT_HINT}")
     for layer in range(manifest["n_layer"]):
         name = attention_output(layer)
         if name not in outputs:
@@ -286,7 +324,10 @@ def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path)
 def probe_vocabulary(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
     """One token, the manifest's last id: cheap, and fails at start-up when the embedding table is smaller."""
     try:
-        session.run(None, {INPUT_IDS: np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)})
+        feeds = {INPUT_IDS: np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)}
+        if HEAD_MASK in {node.name for node in session.get_inputs()}:
+            feeds[HEAD_MASK] = head_mask(manifest["n_layer"], manifest["n_head"])[None]
+        session.run(None, feeds)
     except Exception:  # onnxruntime's own types
         raise ModelError(f"{model_path} has fewer token embeddings than the {manifest['vocab_size']:,} its manifest "
                          f"says; {REEXPORT_HINT}") from None

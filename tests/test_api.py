@@ -131,7 +131,7 @@ def test_sink_aware_changes_the_scores_not_the_tokens(client):
 def test_repeated_sentences_come_from_the_cache(app, client, monkeypatch):
     engine = app.extensions["heads.models"].get("wide")
     runs, run = [], engine.run
-    monkeypatch.setattr(engine, "run", lambda ids: runs.append(ids) or run(ids))
+    monkeypatch.setattr(engine, "run", lambda ids, *rest: runs.append(ids) or run(ids, *rest))
     first = client.post("/api/attention", json={"text": "a sentence for the cache"})
     second = client.post("/api/attention", json={"text": "a sentence for the cache"})
     assert len(runs) == 1  # the repeat ran nothing
@@ -160,7 +160,7 @@ BAD_REQUESTS = [
     ({"text": "a", "layer": "3"}, 400, '"layer" must be a whole number, not a string'),
     ({"text": "a", "layer": 12}, 400, "layer must be between 0 and 11 for model 'wide', not 12"),
     ({"text": "a", "colour": "red"}, 400, "unknown field 'colour'; the fields are: text, model, prepend_bos, "
-                                          "sink_aware, format, layer"),
+                                          "sink_aware, format, layer, ablate, predict"),
     ({"text": "a", "model": "nope"}, 404, "no model named 'nope'; available: tiny, wide"),
     ({"text": "a", "model": "../tiny"}, 404, "no model named '../tiny'; available: tiny, wide"),
     ({"text": "a", "model": "/etc"}, 404, "no model named '/etc'; available: tiny, wide"),
@@ -353,7 +353,7 @@ def test_long_sentences_are_computed_one_at_a_time(models_dir):
     running, peak, lock, real_run = [0], {"long": 0, "short": 0}, threading.Lock(), engine.run
     shorts_meet = threading.Barrier(2, timeout=60)  # two short runs at the same time, or it breaks
 
-    def observed_run(ids):
+    def observed_run(ids, *args):
         kind = "long" if engine.is_long(len(ids)) else "short"
         with lock:
             running[0] += 1
@@ -363,7 +363,7 @@ def test_long_sentences_are_computed_one_at_a_time(models_dir):
                 assert slot.wait_until_reached(6)
             else:
                 shorts_meet.wait()
-            return real_run(ids)
+            return real_run(ids, *args)
         finally:
             with lock:
                 running[0] -= 1

@@ -194,7 +194,7 @@ def test_prepend_bos_puts_the_document_token_first_in_both(client):
 def test_repeated_comparisons_come_from_the_cache(app, client, monkeypatch):
     engine = app.extensions["heads.models"].get()
     runs, run = [], engine.run
-    monkeypatch.setattr(engine, "run", lambda ids: runs.append(ids) or run(ids))
+    monkeypatch.setattr(engine, "run", lambda ids, *rest: runs.append(ids) or run(ids, *rest))
     first = client.post("/api/compare", json={"a": "one two three", "b": "one two four"})
     second = client.post("/api/compare", json={"a": "one two three", "b": "one two four"})
     assert len(runs) == 2 and first.data == second.data  # A and B once each; the repeat ran nothing
@@ -231,8 +231,10 @@ BAD_COMPARISONS = [
     ({"a": "x" * 20_001, "b": SMALL}, 400, "sentence a: the text has 20,001 characters; the limit is 20,000. Shorten it"),
     ({"a": TROPHY, "b": "bad \ud800"}, 400,
      "sentence b: the text has an invalid character at position 4 (a lone surrogate); remove it"),
-    ({"a": TROPHY, "b": SMALL, "ablate": [[0, 0]]}, 400,
-     '"ablate" (knocking heads out) is not available on this server yet; leave it out'),
+    ({"a": TROPHY, "b": SMALL, "ablate": [[0, 99]]}, 400,
+     "\"ablate\" names head [0, 99]; model 'wide' has layers 0–11 and heads 0–11"),
+    ({"a": TROPHY, "b": SMALL, "ablate": "0.0"}, 400,
+     '"ablate" must be a list of [layer, head] pairs like [[4, 11], [5, 1]], not a string'),
 ]
 
 

@@ -6,7 +6,12 @@ no onnxruntime): both the exporter and the torch-free server import it.
 
     models/NAME/
         manifest.json   what the model is (MANIFEST_KEYS) and the sha256 of every other file (`files`)
-        model.onnx      input_ids (1, T) in; attentions.0 … attentions.{L-1}, each (1, H, T, T), out
+        model.onnx      input_ids (B, T) and head_mask (B, L, H) in; attentions.0 … attentions.{L-1}, each
+                        (B, H, T, T), and the residual stream entering the last block (B, T, n_embd) out
+        predict.onnx    the last block, the final LayerNorm and the tied LM head: residual, head_mask and
+                        input_ids in; each actual next token's log-probability and the last position's top 5 out
+        embedding.bin   the token embedding table, raw: both graphs reference it as external data, and the
+                        server hands one copy in memory to both sessions (manifest["intervention"]["embedding"])
         tokenizer.json  Hugging Face `tokenizers` format
         planted_heads.json   (the demo model only) each head's planted role
         atlas.json      (optional) each head's usual job over the reference corpus (server/atlas.py)
@@ -27,10 +32,21 @@ MANIFEST = "manifest.json"
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
 PLANTED_HEADS = "planted_heads.json"
+PREDICT_GRAPH = "predict.onnx"
+EMBEDDING = "embedding.bin"
 ATLAS = "atlas.json"
 
-MANIFEST_VERSION = 1  # raised when a reader of an older version would misread a newer directory
+MANIFEST_VERSION = 2  # raised when a reader of an older version would misread a newer directory (2: head_mask)
 INPUT_IDS = "input_ids"
+# Knocking heads out (zero-ablation): 1 keeps a head, 0 multiplies its weighted values z by zero. (B, L, H) float.
+HEAD_MASK = "head_mask"
+RESIDUAL = "residual"  # model.onnx's output and predict.onnx's input: (B, T, n_embd) entering the last block
+NEXT_TOKEN_LOGPROB = "next_token_logprob"  # predict.onnx: (B, T - 1), log p(token i + 1 | tokens 0 … i)
+TOP_IDS, TOP_LOGPROB = "top_ids", "top_logprob"  # predict.onnx: (B, TOP_K) after the last position, best first
+TOP_K = 5
+# manifest["intervention"] (written when the export adds head masks and predict.onnx): "embedding" is
+# {"file", "initializer", "dtype", "shape"}, the table both graphs read under that initializer name.
+INTERVENTION = "intervention"
 BOS_TOKEN = "<|endoftext|>"  # GPT-2's document token, prepended as TransformerLens does
 REEXPORT_HINT = "re-export it with `twelve-heads export`"
 
