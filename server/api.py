@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from twelve_heads.errors import InputError, ModelError
 from twelve_heads.modeldir import BOS_TOKEN
 
+from .atlas import can_show
 from .engine import release_freed_memory
 from .fields import (Field, Fields, boolean, layer_of_model, model_name, one_of, optional_whole_number,
                      query_boolean, query_whole_number, sentence)
@@ -134,6 +135,7 @@ def describe(engine, options, ids, offsets) -> dict:
         "sink_aware": options.sink_aware,
         "heads": heads,
         "layers": [{"counts": counts} for counts in layer_counts(heads)],
+        "can_show": can_show(result.ids),  # whether a head's usual job could show on this sentence (the atlas's rule)
     }
     attention = result.attention if layer is None else result.attention[layer:layer + 1]
     if options.format != "summary":

@@ -177,13 +177,21 @@ def probe_halves(vocab_size: int, bos: int | None, half: int) -> list[list[int]]
 def repeat_rows(ids) -> tuple[int, int]:
     """Scored rows with an earlier copy of their token, counted as the labeller counts them: for duplicate-token a
     copy at keys 1..i-1, for induction a key 1..i-1 that follows a copy (so the copy is at 0..i-2)."""
-    ids = np.asarray(ids)
-    query, key = np.indices((len(ids), len(ids)))
-    same = ids[:, None] == ids[None, :]
-    scored = np.arange(len(ids)) >= FIRST_SCORED_ROW
-    duplicate = (same & (key >= 1) & (key < query)).any(axis=1)
-    induction = (same & (key <= query - 2)).any(axis=1)
-    return int((duplicate & scored).sum()), int((induction & scored).sum())
+    duplicate = induction = 0
+    after_first, before_previous = set(), set()  # the tokens at 1..i-1 and at 0..i-2, for row i
+    for row in range(FIRST_SCORED_ROW, len(ids)):
+        after_first.add(ids[row - 1])
+        before_previous.add(ids[row - 2])
+        duplicate += ids[row] in after_first
+        induction += ids[row] in before_previous
+    return duplicate, induction
+
+
+def can_show(ids) -> dict[str, bool]:
+    """For one sentence, whether each label that needs something (repeats, length) could show on it at all:
+    what the page says when a head's usual job does not show here."""
+    flags = Item("", list(ids)).can_show()
+    return {LABELS[label]: bool(flags[label]) for label in CONDITIONAL}
 
 
 def previous_token_pattern(n_tokens: int) -> np.ndarray:  # (T, T)
