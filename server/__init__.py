@@ -39,8 +39,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
 
-    registry = ModelRegistry(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MAX_TOKENS"],
-                             app.config["MAX_TEXT_CHARS"], app.config["ORT_THREADS"])
+    registry = ModelRegistry(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"],
+                             max_tokens=app.config["MAX_TOKENS"], max_chars=app.config["MAX_TEXT_CHARS"],
+                             threads=app.config["ORT_THREADS"],
+                             long_sentence_tokens=app.config["LONG_SENTENCE_TOKENS"])
     log_to_stderr_unless_configured()
     limit_malloc_arenas()
     registry.load_all()
