@@ -73,11 +73,16 @@ def attention():
     options = ATTENTION_FIELDS.parse()
     engine = current_app.extensions["heads.models"].get(options.model)
     key = replace(options, model=engine.name)  # the model it names, not how: absent and named share answers
+    return cached_json(key, lambda: compute(engine, options))
+
+
+def cached_json(key, make) -> Response:
+    """The JSON of `make()`, from the cache when `key` was answered before; gzipped for clients that take it."""
     cache = current_app.extensions["heads.cache"]
     body = cache.get(key)  # kept gzipped: cheaper to send, and four times as many fit in CACHE_BYTES
     if body is None:
         # orjson serialises format=json's numpy array directly, without a list of millions of floats first.
-        body = gzip.compress(orjson.dumps(compute(engine, options), option=orjson.OPT_SERIALIZE_NUMPY),
+        body = gzip.compress(orjson.dumps(make(), option=orjson.OPT_SERIALIZE_NUMPY),
                              compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
     if "gzip" in request.accept_encodings:
@@ -119,7 +124,11 @@ def check_json_size(options, n_tokens: int) -> None:
 
 
 def describe(engine, options, ids, offsets) -> dict:
-    result = engine.attend_ids(ids, offsets)
+    return respond(engine, options, engine.attend_ids(ids, offsets))
+
+
+def respond(engine, options, result) -> dict:
+    """/api/attention's answer for one computed sentence (server/compare.py answers with two of them)."""
     n_layer, n_head, n_tokens, _ = result.attention.shape
     layer = options.layer
     heads = label_heads(result.attention, result.ids, sink_aware=options.sink_aware)

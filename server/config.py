@@ -54,7 +54,8 @@ SETTINGS = (
     Setting("ORT_THREADS", int, None, "HEADS_ORT_THREADS",
             "onnxruntime intra-op threads per model; empty means one per core."),
     Setting("RATE_LIMIT_PER_MINUTE", int, 0, "HEADS_RATE_LIMIT_PER_MINUTE",
-            "Most /api/attention requests one client address may make per minute (bursts up to that many), "
+            "Most /api/attention and /api/compare requests one client address may make per minute (bursts up to "
+            "that many), "
             "per worker process; over it they get 429. 0 turns the limit off."),
     Setting("TRUSTED_PROXIES", str, "", "HEADS_TRUSTED_PROXIES",
             "Comma-separated addresses or networks (127.0.0.1, 10.0.0.0/8) of reverse proxies whose "

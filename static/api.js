@@ -1,8 +1,9 @@
-/* Talking to the server: /api/models and /api/attention. Every failure becomes an ApiError whose message is
+/* Talking to the server: /api/models, /api/attention and /api/compare. Every failure becomes an ApiError whose message is
    the server's own `{"error": ...}` text, or a plain sentence when the server could not be reached. */
 
 const ATTENTION_URL = "/api/attention";
 const MODELS_URL = "/api/models";
+const COMPARE_URL = "/api/compare";
 
 export class ApiError extends Error {}
 
@@ -13,6 +14,16 @@ export function getModels(signal) {
 /** POST the options (text, model, prepend_bos, sink_aware, format, layer) and return the parsed answer. */
 export function getAttention(options, signal) {
   return requestJson(ATTENTION_URL, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(options),
+    signal,
+  });
+}
+
+/** POST two sentences (a, b, model, prepend_bos) and return both answers, their alignment and each head's change. */
+export function getComparison(options, signal) {
+  return requestJson(COMPARE_URL, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(options),

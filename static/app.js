@@ -11,6 +11,12 @@ import { buildLesson, drawLesson, lessonDims, solutionOf } from "./lesson.js";
 import { permalinkHash, readPermalink } from "./permalink.js";
 import { downloadPicture, focusPicture, gridPicture, pictureName } from "./png.js";
 import { buildLabelKey, currentModel, drawEmpty, drawLayerBar, drawModels, drawSentence } from "./view.js";
+import { LESSON_ID, LESSON_PAIR, choosePair, comparisonOf, listenCompare, toggleCompareView } from "./compare.js";
+import { bothReady, buildCompareThumbs, buildPairPresets, drawCompareFocus, drawCompareGrid, drawCompareSentence,
+  drawDiffLegend, drawRanking } from "./compare_view.js";
+import { buildCompareLesson, compareLessonSolution, drawCompareLesson } from "./compare_lesson.js";
+import { compareFocusPicture, compareGridPicture, comparePictureName } from "./compare_png.js";
+import { drawDivergingBar } from "./diff.js";
 
 const PRESETS = [
   { name: "Coreference", text: "The trophy doesn't fit in the suitcase because it is too big." },
@@ -34,6 +40,7 @@ const dom = {};
 let thumbs = [];
 let gridShape = "";
 let lessonCards = null;
+let compareCard = null;
 let lessonShape = "";
 let layerSwitch = null;  // {from, since}: the first layer change not yet painted; since is a performance.now() time
 let pendingHash = null;  // the permalink to write once the frame that shows its view is done (writePermalink)
@@ -103,6 +110,9 @@ function onKey(event) {
   if (moves[event.key]) {
     event.preventDefault();
     moves[event.key]();
+  } else if (event.key === "d" || event.key === "D") {
+    event.preventDefault();
+    toggleCompareView();
   } else if (event.key === "Enter" && !state.focused && !target.closest("button, a, summary, input")) {
     event.preventDefault();
     openFocus(head);
@@ -115,19 +125,27 @@ function restore(view) {
   if (view.head !== undefined) state.head = view.head;
   if (view.model) state.model = view.model;  // checked against /api/models once they are known
   state.draft = view.text !== undefined ? view.text : PRESETS[0].text;
+  state.compare.open = Boolean(view.compare);
+  if (view.compare) Object.assign(state.compare, { draftB: view.compare.textB, view: view.compare.view });
 }
 
 function onHashChange() {
   const view = readPermalink(location.hash);
   if (view.text === undefined) return;
-  const before = [state.text, state.model, state.prependBos, state.sinkAware].join("\n");
+  const before = [state.text, state.model, state.prependBos, state.sinkAware, state.compare.textB].join("\n");
   restore(view);
-  if ([view.text, state.model, state.prependBos, state.sinkAware].join("\n") !== before) look();
+  const textB = state.compare.open ? state.compare.draftB : "";
+  if ([view.text, state.model, state.prependBos, state.sinkAware, textB].join("\n") !== before) look();
   schedule();
 }
 
 function download(focused) {
   if (!state.result || !state.attention?.has(state.layer)) return;
+  if (comparisonOf(state)) {
+    if (!bothReady(state, state.layer)) return;
+    const picture = focused ? compareFocusPicture(state) : compareGridPicture(state);
+    return downloadPicture(picture, comparePictureName(state, focused));
+  }
   downloadPicture(focused ? focusPicture(state) : gridPicture(state), pictureName(state, focused));
 }
 
@@ -141,10 +159,13 @@ const lessonHandlers = {
     schedule();
   },
   onShowMe(id) {
-    const { showMe } = solutionOf(id, state.result, dims());
+    const { showMe } = id === LESSON_ID ? compareLessonSolution(state) : solutionOf(id, state.result, dims());
     setLayer(showMe.layer);
     if (showMe.focused) openFocus(showMe.head);
     else if (state.focused) closeFocus();
+  },
+  onLoadPair() {
+    choosePair(LESSON_PAIR);
   },
 };
 
@@ -156,10 +177,12 @@ function draw() {
   const shape = dims();
   drawModels(dom, state);
   drawSentence(dom, state);
+  drawCompareSentence(dom, state);
   drawLayerBar(dom, state, shape.nLayer);
   drawEmpty(dom, state);
   if (result && gridShape !== `${result.n_head}`) {
     thumbs = buildGrid(dom.grid, result.n_head, openFocus);
+    buildCompareThumbs(thumbs);
     gridShape = `${result.n_head}`;
   }
   const focused = state.focused && Boolean(result);
@@ -169,16 +192,24 @@ function draw() {
   dom.gridPng.hidden = focused || !result;
   drawCounts(dom.counts, result, state.layer, state.lesson.hideLabels);
   const gridStarted = performance.now();
-  const repainted = drawGrid(thumbs, state);
+  const comparing = Boolean(comparisonOf(state));
+  const repainted = drawGrid(thumbs, state) + drawCompareGrid(thumbs, state);
   const gridMs = performance.now() - gridStarted;
   drawMap(dom.map, dom.mapCaption, result, state.layer, state.head, state.lesson.hideLabels);
-  const painted = focused ? drawFocus(dom.focusParts, state) : Boolean(state.attention?.has(state.layer));
+  dom.focusBody.hidden = comparing;
+  dom.compareFocus.hidden = !comparing;
+  const painted = focused ? (comparing ? drawCompareFocus(dom.compareParts, state) : drawFocus(dom.focusParts, state))
+    : comparing ? bothReady(state, state.layer) : Boolean(state.attention?.has(state.layer));
+  drawDiffLegend(dom, state);
+  drawRanking(dom.rankingParts, state, (layer, head) => permalinkHash({ ...state, layer, head, focused: true }));
   if (lessonShape !== `${shape.nLayer}x${shape.nHead}`) {
     lessonCards = buildLesson(dom.experiments, shape, lessonHandlers);
+    compareCard = buildCompareLesson(dom.experiments, shape, lessonHandlers);
     lessonShape = `${shape.nLayer}x${shape.nHead}`;
   }
   dom.hideLabels.checked = state.lesson.hideLabels;
   drawLesson(lessonCards, shape, state.lesson, state.status === "ready" ? result : null);
+  drawCompareLesson(compareCard, state);
   if (result && state.status !== "error") {
     const hash = permalinkHash(state);
     if (hash !== (pendingHash ?? location.hash)) {
@@ -226,7 +257,10 @@ async function start() {
     "presets", "prepend-bos", "sink-aware", "tokens", "token-count", "status", "error", "layer", "layer-value",
     "counts", "grid-png", "grid-area", "grid", "map", "map-caption", "label-key", "focus", "back", "prev-head",
     "next-head", "focus-title", "focus-png", "matrix", "matrix-wrap", "colour-bar", "pool-note", "legend", "empty",
-    "hide-labels", "experiments"]) {
+    "hide-labels", "experiments", "compare-box", "compare-open", "compare-close", "text-b", "pair-presets",
+    "token-row-b", "token-count-b", "tokens-b", "compare-note", "view-switch", "view-side", "view-diff", "compare-focus",
+    "matrix-a", "matrix-b", "matrix-diff", "compare-query", "diff-legend", "diff-bar", "diff-min", "diff-max",
+    "ranking", "ranking-list"]) {
     dom[id.replace(/-(\w)/g, (_, letter) => letter.toUpperCase())] = document.getElementById(id);
   }
   dom.banner = dom.syntheticBanner;
@@ -235,6 +269,15 @@ async function start() {
     scores: byId("scores"), topTitle: byId("top-title"), topList: byId("top-keys"), canvas: dom.matrix,
     wrap: dom.matrixWrap, tooltip: byId("tooltip") };
   dom.focusTitle.tabIndex = -1;
+  dom.tokensA = dom.tokens;
+  dom.focusBody = document.querySelector(".focus-body");
+  dom.compareParts = { title: dom.focusTitle, chip: byId("focus-chip"), confidence: byId("focus-confidence"),
+    canvasA: dom.matrixA, canvasB: dom.matrixB, canvasDiff: dom.matrixDiff, panels: byId("compare-panels"),
+    diffLimit: byId("diff-limit"), query: dom.compareQuery, probe: byId("compare-probe"),
+    summary: byId("compare-summary"), bars: byId("row-bars") };
+  dom.rankingParts = { section: dom.ranking, list: dom.rankingList };
+  drawDivergingBar(dom.diffBar);
+  buildPairPresets(dom.pairPresets, choosePair);
   drawColourBar(dom.colourBar);
   buildLabelKey(dom.labelKey);
   dom.presets.append(...PRESETS.map((preset) => {
@@ -290,6 +333,7 @@ function listen() {
     }
   });
   dom.matrix.addEventListener("mouseleave", () => { state.probe = null; schedule(); });
+  listenCompare(dom, { openFocus, setLayer, cellAt });
   document.addEventListener("keydown", onKey);
   window.addEventListener("hashchange", onHashChange);
   window.addEventListener("resize", schedule);

@@ -101,7 +101,7 @@ export function currentModel(state) {
 
 // ---- pure helpers ----
 
-function tokenChip(token, index, id) {
+export function tokenChip(token, index, id) {
   const item = document.createElement("li");
   item.className = token === BOS_TOKEN ? "token special" : "token";
   const leading = token.match(/^ */)[0].length;
