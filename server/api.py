@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from twelve_heads.errors import InputError, ModelError
 from twelve_heads.modeldir import BOS_TOKEN
 
+from .atlas import can_show
 from .engine import Attention, release_freed_memory
 from .fields import (Field, Fields, boolean, heads_of_model, knocked_out_heads, layer_of_model, model_intervenes,
                      model_name, one_of, optional_whole_number, query_boolean, query_json, query_whole_number,
@@ -225,6 +226,7 @@ def respond(engine, options, result) -> dict:
         "ablate": [list(pair) for pair in options.ablate],
         "heads": heads,
         "layers": [{"counts": counts} for counts in layer_counts(heads)],
+        "can_show": can_show(result.ids),  # whether a head's usual job could show on this sentence (the atlas's rule)
     }
     attention = result.attention if layer is None else result.attention[layer:layer + 1]
     if options.format != "summary":

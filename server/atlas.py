@@ -34,7 +34,7 @@ import numpy as np
 from twelve_heads import __version__
 from twelve_heads.modeldir import GRAPH
 
-from .detector import tl_similarity_score
+from .detector import previous_token_pattern, tl_similarity_score
 from .heads import LABELS, SCORE_NAMES, label_heads
 from .scores import FIRST_SCORED_ROW, MIN_REPEAT_ROWS, without_first_token
 
@@ -178,19 +178,21 @@ def probe_halves(vocab_size: int, bos: int | None, half: int) -> list[list[int]]
 def repeat_rows(ids) -> tuple[int, int]:
     """Scored rows with an earlier copy of their token, counted as the labeller counts them: for duplicate-token a
     copy at keys 1..i-1, for induction a key 1..i-1 that follows a copy (so the copy is at 0..i-2)."""
-    ids = np.asarray(ids)
-    query, key = np.indices((len(ids), len(ids)))
-    same = ids[:, None] == ids[None, :]
-    scored = np.arange(len(ids)) >= FIRST_SCORED_ROW
-    duplicate = (same & (key >= 1) & (key < query)).any(axis=1)
-    induction = (same & (key <= query - 2)).any(axis=1)
-    return int((duplicate & scored).sum()), int((induction & scored).sum())
+    duplicate = induction = 0
+    after_first, before_previous = set(), set()  # the tokens at 1..i-1 and at 0..i-2, for row i
+    for row in range(FIRST_SCORED_ROW, len(ids)):
+        after_first.add(ids[row - 1])
+        before_previous.add(ids[row - 2])
+        duplicate += ids[row] in after_first
+        induction += ids[row] in before_previous
+    return duplicate, induction
 
 
-def previous_token_pattern(n_tokens: int) -> np.ndarray:  # (T, T)
-    """TransformerLens's previous-token detection pattern: query i >= 1 on key i-1 (row 0 has none).
-    (transformer_lens/head_detector.py, get_previous_token_head_detection_pattern.)"""
-    return np.eye(n_tokens, k=-1)
+def can_show(ids) -> dict[str, bool]:
+    """For one sentence, whether each label that needs something (repeats, length) could show on it at all:
+    what the page says when a head's usual job does not show here."""
+    flags = Item("", list(ids)).can_show()
+    return {LABELS[label]: bool(flags[label]) for label in CONDITIONAL}
 
 
 def arena_induction_score(attention: np.ndarray, half: int, start: int) -> np.ndarray:  # (L, H, T, T) -> (L, H)
@@ -216,7 +218,7 @@ class Tally:
         self.scores[index] = [[[head["scores"][name] for name in SCORE_NAMES] for head in layer] for layer in heads]
         seen = attention
         if sink_aware:
-            seen, has_mass = without_first_token(attention)
+            seen, has_mass = without_first_token(attention)  # as label_heads sees it
             nothing_left = ~has_mass[..., FIRST_SCORED_ROW:].any(axis=-1)  # (L, H)
             self.labels[index][nothing_left] = BROADCASTER
         self.previous[index] = tl_similarity_score(seen, previous_token_pattern(len(item.ids)))

@@ -1,6 +1,6 @@
-"""TransformerLens's head detector, as it defines it: the duplicate-token and induction detection patterns and
-the similarity score (transformer_lens/head_detector.py), in numpy, so that the `duplicate_token` and
-`induction` scores Twelve Heads reports can be compared with TransformerLens's directly.
+"""TransformerLens's head detector, as it defines it: the previous-token, duplicate-token and induction detection
+patterns and the similarity score (transformer_lens/head_detector.py), in numpy, so that the scores Twelve Heads
+reports (`duplicate_token`, `induction`, the atlas's detector scores) can be compared with TransformerLens's.
 """
 
 from typing import Sequence
@@ -10,6 +10,12 @@ import numpy as np
 # TransformerLens's own defaults for compute_head_attention_similarity_score, used for the public scores.
 TL_EXCLUDE_BOS = False
 TL_EXCLUDE_CURRENT_TOKEN = False
+
+
+def previous_token_pattern(n_tokens: int) -> np.ndarray:  # (T, T)
+    """TransformerLens's previous-token detection pattern: query i >= 1 on key i-1 (row 0 has none).
+    (transformer_lens/head_detector.py, get_previous_token_head_detection_pattern.)"""
+    return np.eye(n_tokens, k=-1)
 
 
 def duplicate_token_pattern(ids: Sequence[int]) -> np.ndarray:  # (T, T)

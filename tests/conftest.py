@@ -104,7 +104,7 @@ def demo_model(tmp_path_factory) -> Path:
 def demo_int8_model(tmp_path_factory) -> Path:
     """The planted-heads model exported with --int8."""
     models = tmp_path_factory.mktemp("models")
-    run_export("--demo", "--int8", "--name", "demo-int8", "--models-dir", models)
+    run_export("--demo", "--int8", "--name", "demo-int8", "--models-dir", models, "--no-atlas")  # no test reads its atlas
     return models / "demo-int8"
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, TROPHY
 from twelve_heads.modeldir import ATLAS, MANIFEST, file_sha256
 from twelve_heads.server import create_app
-from twelve_heads.server.atlas import compute_atlas
+from twelve_heads.server.atlas import LONG_RANGE_MIN_TOKENS, compute_atlas
 from twelve_heads.server.atlas_api import ATLAS_FIELDS
 from twelve_heads.server.atlas_file import read_atlas, write_atlas
 from twelve_heads.server.atlas_view import LITERATURE_PATH
@@ -202,3 +202,16 @@ def test_readme_documents_every_atlas_field():
     section = (REPO / "README.md").read_text().split("### `GET /api/atlas")[1].split("\n## ")[0]
     rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| `")]
     assert rows == [f"`{name}`" for name in ATLAS_FIELDS.names]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Alice saw the cat.", {"long-range": False, "duplicate-token": False, "induction": False}),
+    (TROPHY, {"long-range": False, "duplicate-token": False, "induction": False}),
+    ("the cat sat, the cat sat, the cat sat on the mat by the door", {"long-range": True, "duplicate-token": True,
+                                                                      "induction": True}),
+])
+def test_each_sentence_says_which_usual_jobs_could_show_on_it(client, text, expected):
+    """The rule the atlas counts by, for the sentence on the page: where a head's usual job cannot show."""
+    body = client.post("/api/attention", json={"text": text}).json
+    assert body["can_show"] == expected
+    assert body["can_show"]["long-range"] == (body["n_tokens"] >= LONG_RANGE_MIN_TOKENS)
