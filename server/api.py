@@ -17,7 +17,8 @@ from twelve_heads.modeldir import BOS_TOKEN
 from .engine import release_freed_memory
 from .fields import (Field, Fields, boolean, layer_of_model, model_name, one_of, optional_whole_number,
                      query_boolean, query_whole_number, sentence)
-from .heads import EMPTY_ROW_MASS, LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .scores import EMPTY_ROW_MASS
 
 bp = Blueprint("api", __name__)
 
@@ -35,7 +36,7 @@ ATTENTION_FIELDS = Fields(
     Field("layer", optional_whole_number, None, "with json or packed: only this layer's attention",
           from_query=query_whole_number, check=layer_of_model),
 )
-GZIP_LEVEL = 1  # the page's 16-token answer: 48 KB in 1.0 ms; level 5 saves 2 KB for half a millisecond more
+GZIP_LEVEL = 1  # the fastest: higher levels shrink this JSON of repeated keys only a little more
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
 
@@ -105,7 +106,7 @@ def compute(engine, options) -> dict:
     ids, offsets = engine.tokenize(options.text, prepend_bos=options.prepend_bos)
     ATTENTION_FIELDS.check(options, engine)
     check_json_size(options, len(ids))
-    if len(ids) <= current_app.config["LONG_SENTENCE_TOKENS"]:
+    if not engine.is_long(len(ids)):
         return describe(engine, options, ids, offsets)
     with current_app.extensions["heads.long_sentences"]:  # (L, H, T, T) at T = 1,024 is 600 MB: one at a time
         try:

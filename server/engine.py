@@ -22,12 +22,13 @@ from twelve_heads.errors import InputError, ModelError
 from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, TOKENIZER, attention_output,
                                    read_manifest, verify_files)
 
-DEFAULT_MAX_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
-# onnxruntime's memory arena keeps the peak of the longest sentence ever run for the life of the process: +770 MB
-# for GPT-2 small after one 1,024-token sentence. A run this long hands its activations back when it ends (the
-# caller then returns them to the system, release_freed_memory). Shorter runs keep the arena: reusing it is why
-# T = 1,024 takes 0.9 s and not 1.2 s, as it does with no arena at all.
-SHRINK_ARENA_TOKENS = 256
+# The engine's defaults; the server's settings (server/config.py) start from these, so the engine used alone
+# behaves as the server does.
+MAX_TEXT_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
+# A sentence longer than this is long: its run hands onnxruntime's arena back when it ends (the caller then returns
+# the memory to the system, release_freed_memory). The arena otherwise keeps the peak of the longest sentence ever
+# run for the life of the process. Shorter runs keep it: reusing it spares every run its allocations.
+LONG_SENTENCE_TOKENS = 256
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 MALLOC_ARENAS = 2
 LONG_RUN = ort.RunOptions()
@@ -46,9 +47,9 @@ class Attention:
 
 class Engine:
     def __init__(self, path: Path, manifest: dict, session: ort.InferenceSession, tokenizer: Tokenizer,
-                 max_tokens: int, max_chars: int):
+                 max_tokens: int, max_chars: int, long_sentence_tokens: int):
         self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
-        self.max_tokens, self.max_chars = max_tokens, max_chars
+        self.max_tokens, self.max_chars, self.long_sentence_tokens = max_tokens, max_chars, long_sentence_tokens
         self.output_names = [attention_output(layer) for layer in range(self.n_layer)]
 
     name = property(lambda self: self.path.name)  # the directory is the identity; a copy may be renamed
@@ -58,8 +59,8 @@ class Engine:
     synthetic = property(lambda self: self.manifest["synthetic"])
 
     @classmethod
-    def load(cls, path, max_tokens: int | None = None, max_chars: int = DEFAULT_MAX_CHARS,
-             threads: int | None = None) -> "Engine":
+    def load(cls, path, max_tokens: int | None = None, max_chars: int = MAX_TEXT_CHARS, threads: int | None = None,
+             long_sentence_tokens: int = LONG_SENTENCE_TOKENS) -> "Engine":
         """Open `path` (a models/NAME directory); raise ModelError naming the file and the fix if anything is off."""
         path = Path(path)
         if not path.is_dir():
@@ -73,7 +74,7 @@ class Engine:
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
-        return cls(path, manifest, session, tokenizer, limit, max_chars)
+        return cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens)
 
     def attend(self, text: str, prepend_bos: bool = False) -> Attention:
         """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
@@ -94,13 +95,17 @@ class Engine:
             binding.bind_output(name, "cpu", 0, np.float32, [1, self.n_head, n_tokens, n_tokens],
                                 attention[layer].ctypes.data)
         try:
-            self.session.run_with_iobinding(binding, LONG_RUN if n_tokens >= SHRINK_ARENA_TOKENS else None)
+            self.session.run_with_iobinding(binding, LONG_RUN if self.is_long(n_tokens) else None)
         except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
             raise ModelError(f"{self.path / GRAPH} failed on a {n_tokens}-token sentence "
                              f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
                              f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
-                             f"graph: {REEXPORT_HINT}", status=503) from None
+                             f"graph: {REEXPORT_HINT}") from None
         return attention
+
+    def is_long(self, n_tokens: int) -> bool:
+        """Whether a sentence of `n_tokens` is long: its memory is lent for the run, not kept (LONG_SENTENCE_TOKENS)."""
+        return n_tokens > self.long_sentence_tokens
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
         check_text(text, self.max_chars)
@@ -134,20 +139,18 @@ def check_text(text, max_chars: int) -> None:
                          "remove it") from None
 
 
-
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     """Cap glibc's malloc arenas, before the request threads start. glibc gives threads arenas of their own (up
-    to 8 per core), and each keeps its own freed pieces: a worker with 8 threads grew 28 MB under load, 15 with
-    2 arenas (benchmarks/bench_server.py). Python's small objects don't use malloc, so there is little to
-    contend for."""
+    to 8 per core), and each keeps its own freed pieces, so a worker's memory grows with its threads for no gain:
+    Python's small objects don't use malloc, so there is little to contend for."""
     if glibc := _glibc():
         glibc.mallopt(M_ARENA_MAX, arenas)
 
 
 def release_freed_memory() -> None:
     """Hand freed memory back to the system: after loading (the parsed protobuf, unpacked weights), and after a
-    long sentence (its activations). glibc keeps it otherwise: a served GPT-2 small would sit ~190 MB above its
-    model file after loading, and ~400 MB more after one 1,024-token sentence, for nothing."""
+    long sentence (its activations). glibc keeps it otherwise, and a worker would stay at its largest for good
+    (tests/test_faults.py checks that a 1,024-token sentence leaves nothing behind)."""
     if glibc := _glibc():
         glibc.malloc_trim(0)
 

@@ -70,10 +70,11 @@ def test_manifest_describes_the_model(tiny_model):
         "synthetic": False}
     assert manifest["files"]["model.onnx"] == file_sha256(tiny_model / "model.onnx")
     assert manifest["files"]["tokenizer.json"] == file_sha256(tiny_model / "tokenizer.json")
+    assert manifest["files"]["atlas.json"] == file_sha256(tiny_model / "atlas.json")
     assert manifest["bos_token_id"] == 50256
     assert {"torch", "transformers", "optimum-onnx", "onnxruntime"} <= set(manifest["versions"])
     assert manifest["validation"]["max_abs_diff"] <= 1e-4
-    assert sorted(p.name for p in tiny_model.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in tiny_model.iterdir()) == ["atlas.json", "manifest.json", "model.onnx", "tokenizer.json"]
 
 
 def test_graph_has_nothing_after_the_last_attention(tiny_model):
@@ -134,7 +135,7 @@ def test_reexport_replaces_a_model_with_a_complete_one(tmp_path, tiny_model, tin
     shutil.copytree(tiny_model, models / "tiny")
     (models / "tiny" / "stale-file").write_text("from the old export")
     run_export(tiny_checkpoint, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
-    assert sorted(p.name for p in (models / "tiny").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in (models / "tiny").iterdir()) == ["atlas.json", "manifest.json", "model.onnx", "tokenizer.json"]
     assert [p.name for p in models.iterdir()] == ["tiny"]
 
 
@@ -198,7 +199,7 @@ def test_int8_export_quantizes_every_projection_and_reports_its_error(tmp_path, 
     difference = np.abs(int8 - fp32)
     assert 0 < difference.max() < 0.05 and difference.mean() < 0.005
     assert 0 < quantization["attention_error_vs_fp32"]["max_abs"] < 0.05
-    assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == ["atlas.json", "manifest.json", "model.onnx", "tokenizer.json"]
 
 
 def test_an_export_killed_between_its_two_renames_gives_the_old_model_back(tmp_path, tiny_model, tiny_checkpoint):
