@@ -34,8 +34,8 @@ import numpy as np
 from twelve_heads import __version__
 from twelve_heads.modeldir import GRAPH
 
-from .heads import (EMPTY_ROW_MASS, FIRST_SCORED_ROW, LABELS, MIN_REPEAT_ROWS, SCORE_NAMES, label_heads,
-                    tl_similarity_score)
+from .heads import LABELS, SCORE_NAMES, label_heads, tl_similarity_score
+from .scores import EMPTY_ROW_MASS, FIRST_SCORED_ROW, MIN_REPEAT_ROWS
 
 ATLAS_VERSION = 1  # raised when a reader of an older version would misread a newer atlas.json
 CORPUS_PATH = Path(__file__).resolve().parent / "data" / "atlas_corpus.json"
