@@ -17,8 +17,8 @@ from twelve_heads.errors import HeadsError
 
 from . import atlas_api, ratelimit
 from .api import bp, error_response
-from .compare import bp as compare_bp
 from .cache import ByteLRU
+from .compare import bp as compare_bp
 from .config import DEFAULTS, from_environment
 from .engine import limit_malloc_arenas
 from .models import ModelRegistry
@@ -68,7 +68,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
         if err.code == 404:
-            message = f"nothing at {request.path[:200]}; the API is /api/models, /api/attention, /api/compare and /api/atlas"
+            message = (f"nothing at {request.path[:200]}; the API is /api/models, /api/attention, /api/compare "
+                       "and /api/atlas")
         elif err.code == 405:
             allowed = sorted(set(getattr(err, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
             message = f"{request.method} is not allowed on {request.path[:200]}; use {' or '.join(allowed)}"

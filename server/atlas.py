@@ -34,8 +34,9 @@ import numpy as np
 from twelve_heads import __version__
 from twelve_heads.modeldir import GRAPH
 
-from .heads import LABELS, SCORE_NAMES, label_heads, tl_similarity_score
-from .scores import EMPTY_ROW_MASS, FIRST_SCORED_ROW, MIN_REPEAT_ROWS
+from .detector import tl_similarity_score
+from .heads import LABELS, SCORE_NAMES, label_heads
+from .scores import FIRST_SCORED_ROW, MIN_REPEAT_ROWS, without_first_token
 
 ATLAS_VERSION = 1  # raised when a reader of an older version would misread a newer atlas.json
 CORPUS_PATH = Path(__file__).resolve().parent / "data" / "atlas_corpus.json"
@@ -200,17 +201,6 @@ def arena_induction_score(attention: np.ndarray, half: int, start: int) -> np.nd
     return attention[..., queries, queries - (half - 1)].mean(axis=-1)
 
 
-def sink_set_aside(attention: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sink-aware attention (the first token's column zeroed, rows renormalised, as label_heads does with
-    sink_aware=True) and the (L, H, T) rows that kept any mass."""
-    seen = attention.copy()
-    seen[..., 0] = 0.0
-    remaining = seen.sum(axis=-1)
-    has_mass = remaining > EMPTY_ROW_MASS
-    seen /= np.where(has_mass, remaining, 1.0)[..., None]
-    return seen, has_mass
-
-
 class Tally:
     """Per item, for one view: each head's label and scores; per probe sequence, its ARENA induction score."""
 
@@ -226,7 +216,7 @@ class Tally:
         self.scores[index] = [[[head["scores"][name] for name in SCORE_NAMES] for head in layer] for layer in heads]
         seen = attention
         if sink_aware:
-            seen, has_mass = sink_set_aside(attention)
+            seen, has_mass = without_first_token(attention)
             nothing_left = ~has_mass[..., FIRST_SCORED_ROW:].any(axis=-1)  # (L, H)
             self.labels[index][nothing_left] = BROADCASTER
         self.previous[index] = tl_similarity_score(seen, previous_token_pattern(len(item.ids)))

@@ -55,7 +55,8 @@ SETTINGS = (
             "onnxruntime intra-op threads per model; empty means one per core."),
     Setting("RATE_LIMIT_PER_MINUTE", int, 0, "HEADS_RATE_LIMIT_PER_MINUTE",
             "Most /api/attention and /api/compare requests one client address may make per minute (bursts up to "
-            "that many), per worker process; over it they get 429. 0 turns the limit off."),
+            "that many), "
+            "per worker process; over it they get 429. 0 turns the limit off."),
     Setting("TRUSTED_PROXIES", str, "", "HEADS_TRUSTED_PROXIES",
             "Comma-separated addresses or networks (127.0.0.1, 10.0.0.0/8) of reverse proxies whose "
             "X-Forwarded-For names the client for the rate limit; empty means the peer address is the client."),

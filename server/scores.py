@@ -78,7 +78,7 @@ def _per_row(attention: np.ndarray, sentence: _Sentence, sink_aware: bool) -> tu
     n_layers, n_heads, n_tokens = attention.shape[:3]
     has_mass = None
     if sink_aware:
-        attention, has_mass = _without_first_token(attention)
+        attention, has_mass = without_first_token(attention)
         has_mass = has_mass.reshape(-1, n_tokens).astype(np.float64)
     flat = attention.reshape(n_layers * n_heads, n_tokens, n_tokens)  # (N, T, T)
 
@@ -190,7 +190,7 @@ def _live_rows(row_has_weight: np.ndarray) -> list[slice]:
     return slices
 
 
-def _without_first_token(attention: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def without_first_token(attention: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The sink-aware view: key 0 set aside and each row renormalised over the rest; and (L, H, T) whether a row
     had any mass left to renormalise (an all-sink row stays ~0, never NaN)."""
     attention = attention.copy()  # (L, H, T, T)

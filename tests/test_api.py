@@ -204,8 +204,8 @@ def test_wrong_methods_get_405_as_json(client, method):
 
 def test_unknown_paths_get_404_as_json(client):
     response = client.get("/api/nothing")
-    assert response.status_code == 404 and ("the API is /api/models, /api/attention, /api/compare and /api/atlas"
-                                                 in response.json["error"])
+    assert response.status_code == 404
+    assert "the API is /api/models, /api/attention, /api/compare and /api/atlas" in response.json["error"]
 
 
 def test_responses_carry_security_headers(client):

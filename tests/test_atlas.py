@@ -16,7 +16,8 @@ from twelve_heads.server.atlas import (CORPUS_PATH, LONG_RANGE_MIN_TOKENS, PROBE
 from twelve_heads.server.atlas_file import read_atlas
 from twelve_heads.server.atlas_view import usually
 from twelve_heads.server.engine import Engine
-from twelve_heads.server.heads import LABELS, MIN_REPEAT_ROWS, label_heads
+from twelve_heads.server.heads import LABELS, label_heads
+from twelve_heads.server.scores import MIN_REPEAT_ROWS
 
 PLANTED_SHARE = 0.97  # the bar: the consensus is the planted role for at least 97% of the heads
 INDUCTION_HEAD_SCORE, OTHER_HEAD_SCORE = 0.8, 0.1

@@ -9,8 +9,6 @@ import shutil
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from conftest import TROPHY
 from twelve_heads.server import create_app
@@ -194,12 +192,12 @@ def test_prepend_bos_puts_the_document_token_first_in_both(client):
 
 
 def test_repeated_comparisons_come_from_the_cache(app, client, monkeypatch):
-    engine = app.extensions["heads.models"].get("wide")
+    engine = app.extensions["heads.models"].get()
     runs, run = [], engine.run
     monkeypatch.setattr(engine, "run", lambda ids: runs.append(ids) or run(ids))
     first = client.post("/api/compare", json={"a": "one two three", "b": "one two four"})
-    second = client.post("/api/compare", json={"a": "one two three", "b": "one two four", "model": "wide"})
-    assert len(runs) == 2 and first.data == second.data  # A and B once; naming the default model is the same
+    second = client.post("/api/compare", json={"a": "one two three", "b": "one two four"})
+    assert len(runs) == 2 and first.data == second.data  # A and B once each; the repeat ran nothing
     swapped = compare(client, "one two four", "one two three")
     assert [h["change"] for h in swapped["heads"][0]] == [h["change"] for h in first.json["heads"][0]]
 
@@ -271,45 +269,3 @@ def test_a_comparison_counts_against_the_rate_limit(models_dir):
 def test_long_sentences_take_their_turn_and_give_the_same_answer(models_dir, client):
     app = create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "wide", "LONG_SENTENCE_TOKENS": 4})
     assert compare(app.test_client(), TROPHY, SMALL)["heads"] == compare(client, TROPHY, SMALL)["heads"]
-
-
-# --- whatever arrives, never a 5xx ---------------------------------------------------------------------------------
-
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None)  # as tests/test_fuzz.py
-any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
-words = st.lists(st.sampled_from([" the", " cat", " big", " small", ".", " it", "é", "🙂", "\n"]), min_size=1,
-                 max_size=12).map("".join)
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | any_text,
-                           lambda children: st.lists(children, max_size=3) | st.dictionaries(any_text, children,
-                                                                                            max_size=3),
-                           max_leaves=8)
-comparisons = st.one_of(
-    st.fixed_dictionaries({"a": words, "b": words}, optional={"prepend_bos": st.booleans()}),  # computed
-    st.fixed_dictionaries({"a": any_text, "b": any_text},
-                          optional={name: json_values for name in ("model", "prepend_bos", "ablate")}),
-    st.dictionaries(st.sampled_from(["a", "b", "model", "prepend_bos", "ablate", "text"]) | any_text, json_values,
-                    max_size=5),
-    json_values,
-)
-
-
-@pytest.fixture(scope="module")
-def tiny_client(models_dir):
-    return create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny", "CACHE_BYTES": 1 << 20}).test_client()
-
-
-@FUZZ
-@given(payload=comparisons)
-def test_any_comparison_posted_never_gets_a_5xx_and_every_change_is_a_distance(tiny_client, payload):
-    response = tiny_client.post("/api/compare", data=json.dumps(payload), content_type="application/json")
-    assert response.status_code < 500, (response.status_code, response.data[:300])
-    body = response.json
-    if response.status_code >= 400:
-        assert list(body) == ["error"] and body["error"] and "Traceback" not in body["error"]
-        return
-    alignment = body["alignment"]
-    assert alignment["compared_rows"] == len(alignment["pairs"]) - alignment["first_difference"] >= 0
-    for layer in body["heads"]:
-        for head in layer:
-            assert 0.0 <= head["change"] <= 1.0
-            assert head["peak"] is None or head["change"] <= head["peak"]["distance"] <= 1.0
