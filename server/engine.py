@@ -33,6 +33,8 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 MALLOC_ARENAS = 2
 LONG_RUN = ort.RunOptions()
 LONG_RUN.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+BATCH_SENTENCES = 16  # run_batch's largest batch: benchmarks/bench_batch.py measures the choice
+BATCH_ATTENTION_BYTES = 64 * 2**20  # ... and its padded attention at most this (GPT-2 small: 16 × 100 tokens)
 
 
 @dataclass(frozen=True)
@@ -84,18 +86,71 @@ class Engine:
         """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long)."""
         return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids))
 
+    def attend_many(self, texts: list[str], prepend_bos: bool = False) -> list[Attention]:
+        """`attend` for many texts at once, computed in batches (run_batch): for scoring a corpus."""
+        if not isinstance(texts, list):
+            raise InputError.wrong_type("texts", "a list of strings", texts)
+        tokenized = [self.tokenize(text, prepend_bos) for text in texts]
+        attentions = self.run_batch([ids for ids, _ in tokenized])
+        return [Attention([self.display(i) for i in ids], ids, offsets, attention)
+                for (ids, offsets), attention in zip(tokenized, attentions, strict=True)]
+
     def run(self, ids: list[int]) -> np.ndarray:
         """(L, H, T, T) attention for token ids. Each layer's output is written straight into its slice of one
         array: no per-layer arrays to concatenate, so a 1,024-token sentence costs one copy of 600 MB, not two."""
-        n_tokens = len(ids)
-        attention = np.empty((self.n_layer, self.n_head, n_tokens, n_tokens), dtype=np.float32)
+        return self.run_padded([ids])[:, 0]
+
+    def run_batch(self, batch: list[list[int]]) -> list[np.ndarray]:
+        """(L, H, T_i, T_i) attention for each sentence of token ids, in the order given.
+
+        The sentences are run shortest first, up to BATCH_SENTENCES at a time, each group padded on the right
+        to its longest: under the causal mask the padding cannot change a sentence's own rows, which are
+        copied out. A group is also cut where its padded attention would exceed BATCH_ATTENTION_BYTES, so a
+        batch of long sentences costs no more memory than running them one at a time."""
+        check_batch(batch, self.manifest["vocab_size"], self.max_tokens)
+        order = sorted(range(len(batch)), key=lambda index: len(batch[index]))
+        results: list[np.ndarray | None] = [None] * len(batch)
+        long_run = False
+        for group in self.groups([len(batch[index]) for index in order]):
+            members = [order[position] for position in group]
+            attention = self.run_padded([batch[index] for index in members])  # (L, B, H, T, T)
+            long_run |= self.is_long(attention.shape[3], attention.shape[1])
+            for row, index in enumerate(members):
+                n_tokens = len(batch[index])
+                results[index] = np.ascontiguousarray(attention[:, row, :, :n_tokens, :n_tokens])
+            del attention
+        if long_run:
+            release_freed_memory()
+        return results
+
+    def groups(self, lengths: list[int]) -> list[list[int]]:
+        """Positions in `lengths` (ascending) cut into consecutive batches: at most BATCH_SENTENCES each, and
+        no more padded attention than BATCH_ATTENTION_BYTES unless a sentence alone is that large."""
+        per_token_pair = 4 * self.n_layer * self.n_head  # float32 bytes of one (query, key) over every head
+        groups: list[list[int]] = []
+        for position, n_tokens in enumerate(lengths):
+            group = groups[-1] if groups else None
+            if (group is None or len(group) >= BATCH_SENTENCES
+                    or (len(group) + 1) * n_tokens ** 2 * per_token_pair > BATCH_ATTENTION_BYTES):
+                groups.append([position])
+            else:
+                group.append(position)
+        return groups
+
+    def run_padded(self, batch: list[list[int]]) -> np.ndarray:
+        """(L, B, H, T, T) attention of `batch`, each sentence padded on the right to the longest, T."""
+        n_tokens = max(len(ids) for ids in batch)
+        ids = np.zeros((len(batch), n_tokens), dtype=np.int64)  # token 0 as padding: any token would do
+        for row, sentence in enumerate(batch):
+            ids[row, :len(sentence)] = sentence
+        attention = np.empty((self.n_layer, len(batch), self.n_head, n_tokens, n_tokens), dtype=np.float32)
         binding = self.session.io_binding()
-        binding.bind_cpu_input(INPUT_IDS, np.asarray([ids], dtype=np.int64))
+        binding.bind_cpu_input(INPUT_IDS, ids)
         for layer, name in enumerate(self.output_names):
-            binding.bind_output(name, "cpu", 0, np.float32, [1, self.n_head, n_tokens, n_tokens],
-                                attention[layer].ctypes.data)
+            binding.bind_output(name, "cpu", 0, np.float32, list(attention.shape[1:]), attention[layer].ctypes.data)
+        long_run = self.is_long(n_tokens, len(batch))
         try:
-            self.session.run_with_iobinding(binding, LONG_RUN if self.is_long(n_tokens) else None)
+            self.session.run_with_iobinding(binding, LONG_RUN if long_run else None)
         except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
             raise ModelError(f"{self.path / GRAPH} failed on a {n_tokens}-token sentence "
                              f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
@@ -103,9 +158,10 @@ class Engine:
                              f"graph: {REEXPORT_HINT}") from None
         return attention
 
-    def is_long(self, n_tokens: int) -> bool:
-        """Whether a sentence of `n_tokens` is long: its memory is lent for the run, not kept (LONG_SENTENCE_TOKENS)."""
-        return n_tokens > self.long_sentence_tokens
+    def is_long(self, n_tokens: int, n_sentences: int = 1) -> bool:
+        """Whether a run of `n_sentences` padded to `n_tokens` is long: its memory is lent for the run, not kept
+        (LONG_SENTENCE_TOKENS). A batch counts by its attention's size, as many (T, T) as one sentence that long."""
+        return n_sentences * n_tokens ** 2 > self.long_sentence_tokens ** 2
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
         check_text(text, self.max_chars)
@@ -137,6 +193,24 @@ def check_text(text, max_chars: int) -> None:
     except UnicodeEncodeError as err:
         raise InputError(f"the text has an invalid character at position {err.start} (a lone surrogate); "
                          "remove it") from None
+
+
+def check_batch(batch, vocab_size: int, max_tokens: int) -> None:
+    """A list of sentences, each a non-empty list of token ids this model has, none longer than it reads."""
+    if not isinstance(batch, list):
+        raise InputError.wrong_type("batch", "a list of sentences (lists of token ids)", batch)
+    for number, ids in enumerate(batch):
+        if not isinstance(ids, list):
+            raise InputError.wrong_type(f"batch[{number}]", "a list of token ids", ids)
+        if not ids:
+            raise InputError(f"batch[{number}] has no tokens; every sentence needs at least one")
+        if len(ids) > max_tokens:
+            raise InputError(f"batch[{number}] has {len(ids):,} tokens; this model reads at most {max_tokens:,}. "
+                             "Shorten it")
+        for token in ids:
+            if type(token) is not int or not 0 <= token < vocab_size:  # bool is an int subclass: not a token
+                raise InputError(f"batch[{number}] holds {token!r}, not a token id of this model (a whole number "
+                                 f"from 0 to {vocab_size - 1:,})")
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
