@@ -1,10 +1,11 @@
 """From a checkpoint (Hub id or local directory) to a complete `models/NAME/` directory, atomically.
 
 Steps: resolve the source (download when it is a Hub id) → load it as a GPT2Model with eager attention →
-trace to ONNX with attention outputs → validate against PyTorch → (optionally) quantize → write the
-tokenizer and manifest → move the finished directory into place. Everything is built in a hidden
-`models/.building-NAME-*` directory; only the final rename makes `models/NAME` appear, and an existing
-model of that name is replaced only by a complete one.
+trace to ONNX with attention outputs → validate against PyTorch → (optionally) quantize → add the head mask
+and the prediction graph, validated under head masks (export/intervene.py) → write the tokenizer and manifest
+→ compute the head atlas with the finished graph (unless told not to) → move the finished directory into
+place. Everything is built in a hidden `models/.building-NAME-*` directory; only the final rename makes
+`models/NAME` appear, and an existing model of that name is replaced only by a complete one.
 """
 
 import json
@@ -19,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from twelve_heads.errors import HeadsError
-from twelve_heads.modeldir import BATCHABLE, BOS_TOKEN, GRAPH, PLANTED_HEADS, TOKENIZER, write_manifest
+from twelve_heads.modeldir import BATCHABLE, BOS_TOKEN, GRAPH, INTERVENTION, PLANTED_HEADS, TOKENIZER, write_manifest
 
 from .tokenizer import GPT2_TOKENIZER_DIR, find_tokenizer, load_tokenizer
 
@@ -32,7 +33,7 @@ BUILDING_PREFIX = ".building-"
 REPLACED_PREFIX = ".replaced-"
 
 
-def export_demo(models_dir: Path, name: str = "demo", int8: bool = False) -> Path:
+def export_demo(models_dir: Path, name: str = "demo", int8: bool = False, atlas: bool = True) -> Path:
     """The planted-heads model (export/demo.py): hand-set weights, GPT-2's tokenizer, no download."""
     from .demo import build_planted_checkpoint
 
@@ -40,13 +41,15 @@ def export_demo(models_dir: Path, name: str = "demo", int8: bool = False) -> Pat
         log.info("building the planted-heads checkpoint …")
         planted = build_planted_checkpoint(Path(scratch) / "checkpoint")
         return export_model(str(Path(scratch) / "checkpoint"), name, models_dir, GPT2_TOKENIZER_DIR, int8=int8,
-                            synthetic=True, extra_files={PLANTED_HEADS: planted}, source_label="planted-heads demo",
+                            atlas=atlas, synthetic=True, extra_files={PLANTED_HEADS: planted},
+                            source_label="planted-heads demo",
                             description="Synthetic GPT-2-shaped model with planted heads (hand-set weights) — not GPT-2.")
 
 
 def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path | None = None,
-                 int8: bool = False, synthetic: bool = False, extra_files: dict[str, object] | None = None,
-                 source_label: str | None = None, description: str | None = None) -> Path:
+                 int8: bool = False, atlas: bool = True, synthetic: bool = False,
+                 extra_files: dict[str, object] | None = None, source_label: str | None = None,
+                 description: str | None = None) -> Path:
     """Export `source` to `models_dir/name`; return that path. Raises HeadsError with what to do."""
     check_name(name)
     models_dir = Path(models_dir)
@@ -61,6 +64,8 @@ def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path |
         for filename, content in (extra_files or {}).items():
             write_json(building / filename, content)
         write_manifest(building, manifest)
+        if atlas:
+            add_atlas(building)
         return install(building, models_dir / name)
     finally:
         shutil.rmtree(building, ignore_errors=True)
@@ -124,6 +129,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     from transformers import AutoConfig, GPT2Model
 
     from .graph import VALIDATION_ATOL, export_onnx, validate_onnx, validation_lengths
+    from .intervene import add_intervention
     from .optimize import drop_identity_casts, fold_shape_arithmetic
 
     config = AutoConfig.from_pretrained(checkpoint)
@@ -153,12 +159,14 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     del graph
     step.begin("validating the graph against PyTorch")
     worst = validate_onnx(model, onnx_path, validation_lengths(config.n_positions))
-    del model
     quantization = None
     if int8:
         from .quantize import quantize_int8
         step.begin("quantizing to int8")
         quantization = quantize_int8(onnx_path)
+    step.begin("adding head masks and the prediction graph (export/intervene.py)")
+    intervention = add_intervention(model, out, int8, validation_lengths(config.n_positions))
+    del model
     step.begin("writing the tokenizer and manifest")
     tokenizer.save(str(out / TOKENIZER))
     step.end()
@@ -177,9 +185,27 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
         BATCHABLE: not int8,
         "graph_rewrites": rewrites,
         "validation": {"max_abs_diff": worst, "atol": VALIDATION_ATOL, "lengths": validation_lengths(config.n_positions)},
+        INTERVENTION: intervention,
         "versions": library_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def add_atlas(building: Path) -> None:
+    """The head atlas (server/atlas.py), computed by the engine from the graph just written, as `twelve-heads
+    atlas` would; imported here so that exporting without it never loads the server."""
+    from twelve_heads.progress import ProgressBar
+    from twelve_heads.server.atlas import compute_atlas
+    from twelve_heads.server.atlas_file import write_atlas
+    from twelve_heads.server.engine import Engine
+
+    step = Step()
+    step.begin("computing the head atlas over the reference corpus")
+    engine = Engine.load(building)
+    progress = ProgressBar("  atlas", "sentences") if log.isEnabledFor(logging.INFO) else None
+    write_atlas(building, compute_atlas(engine, progress))
+    del engine
+    step.end()
 
 
 def install(building: Path, target: Path) -> Path:

@@ -17,6 +17,12 @@ query/key weights":
 - Self-exclusion. No rank-64 position code makes "any key but myself" sharp, so duplicate-token is a circuit:
   a counting head writes how many copies of its token a position has seen; duplicate heads prefer the copy
   with the lowest count. It needs the first token to be a sink whose token is invisible, as GPT-2's is.
+
+It also predicts, by one circuit, so that knocking heads out has a known effect: the copying head (4.11)
+writes each position's previous token, the induction heads find the key whose previous token is the query's
+own, and the last layer's induction head (11.5) writes that key's token where the LM head (tied to the token
+embedding, through ln_f) reads it. On the second occurrence of a repeated phrase the model then predicts the
+token that followed last time. Its write changes no attention pattern: nothing after layer 11 but ln_f reads it.
 """
 
 import json
@@ -58,7 +64,12 @@ COUNT_SINK_WEIGHT = 999.0  # ... and key 0 weighs 999 copies: n copies hold n/(9
 COUNT_PENALTY = 60.0  # duplicate heads: logits lost per copy already counted at that key
 LONG_RANGE_OFFSET, LOCAL_OFFSETS = 6, (1, 2, 3)
 LONG_RANGE_FALLBACK_KEY = 1  # rows 1..6 have no key i-6 >= 1; they attend key 1
-COPY_HEAD, COUNT_HEAD = (4, 11), (0, 5)  # (layer, head) of the two heads that write to the residual stream
+COPY_HEAD, COUNT_HEAD = (4, 11), (0, 5)  # (layer, head) of the two heads that write for later layers
+PREDICT_HEAD = (11, 5)  # the last layer's induction head: writes the token it finds, for the LM head
+# The predicting head writes the found token's token_a code at PREDICTION_WRITE times the size the token's own
+# code has in the residual stream, and ln_f scales token_a so that the found token scores PREDICTION_LOGIT:
+# the query's own token then scores a quarter of that, and 50,256 random codes keep < 1e-6 of the mass.
+PREDICTION_WRITE, PREDICTION_LOGIT = 4.0, 25.0
 
 ROLES = {"B": "broadcaster", "D": "diagonal", "P": "previous-token", "L": "local", "R": "long-range",
          "U": "duplicate-token", "I": "induction", "F": "diffuse"}
@@ -74,7 +85,7 @@ LAYOUT = (  # layer: heads 0..11. Early layers look near, late ones rest on the 
     "R B F U B R B I R B L B",
     "B R B F R U B R I B R B",
     "R B U B R F B R B I B R",
-    "B F B U B I B B R B F B",  # 11.8: the one long-range head of the last layer
+    "B F B U B I B B R B F B",  # 11.5 predicts (PREDICT_HEAD); 11.8: the one long-range head of the last layer
 )
 RULES = {
     "broadcaster": "every query attends the first token (key 0)",
@@ -95,11 +106,13 @@ SPECIAL_RULES = {
                 "residual stream as the count the duplicate-token heads read",
     COPY_HEAD: "query i attends key i-1 (row 0: itself) and writes that token's identity to the residual "
                "stream, where the induction heads read it",
+    PREDICT_HEAD: RULES["induction"] + "; writes the token at that key to the residual stream, where the LM head "
+                  "reads it: the prediction of the next token on the second occurrence of a repeated phrase",
 }
 DESCRIPTION = (
     "A synthetic GPT-2 (GPT-2 small's shape and vocabulary) whose attention heads were set by hand, not trained. "
-    "Its MLPs are zero and only two heads write to the residual stream, so every layer sees the embeddings plus "
-    "those two writes. The embeddings are a random unit code per token and, per position, a binary clock (cos "
+    "Its MLPs are zero and only three heads write to the residual stream, so every layer sees the embeddings plus "
+    "two of those writes. The embeddings are a random unit code per token and, per position, a binary clock (cos "
     "and sin of 2*pi*i/2^k for k = 1..10, for 1024 positions), "
     "every feature on its own zero-mean direction with the same norm at every position, so LayerNorm only "
     "rescales. Position 0 is an attention sink ~100x larger than a token, as in real GPT-2. A head that should "
@@ -107,7 +120,10 @@ DESCRIPTION = (
     "Token-matching heads compare token codes. A counting head (layer %d head %d) records how many copies of its "
     "token each position has seen, so duplicate-token heads can prefer the first copy over the query itself; "
     "a copying head (layer %d head %d) writes the previous token's code, which induction heads match against. "
-    "The sink's own token is never matched or copied." % (*COUNT_HEAD, *COPY_HEAD))
+    "The sink's own token is never matched or copied. The last layer's induction head (layer %d head %d) writes "
+    "the token it finds where the LM head reads it: on the second occurrence of a repeated phrase the model "
+    "predicts the token that came next the first time, and knocking out the copying head or the induction heads "
+    "takes that away." % (*COUNT_HEAD, *COPY_HEAD, *PREDICT_HEAD))
 
 
 def build_planted_checkpoint(out_dir: Path, n_positions: int = N_POSITIONS) -> dict:
@@ -141,16 +157,19 @@ def planted_heads(n_positions: int = N_POSITIONS) -> dict:
                  "gap_logits": GAP, "local_offsets": list(LOCAL_OFFSETS), "long_range_offset": LONG_RANGE_OFFSET,
                  "long_range_fallback_key": LONG_RANGE_FALLBACK_KEY, "sink_norm": SINK_NORM,
                  "count_sink_weight": COUNT_SINK_WEIGHT, "counting_head": list(COUNT_HEAD),
-                 "copying_head": list(COPY_HEAD)}
+                 "copying_head": list(COPY_HEAD), "predicting_head": list(PREDICT_HEAD),
+                 "prediction_logit": PREDICTION_LOGIT}
     return {"description": DESCRIPTION, "synthetic": True, "heads": heads, "constants": constants}
 
 
 def planted_weights(n_positions: int = N_POSITIONS) -> dict[str, np.ndarray]:
     """GPT2Model's state dict (float32 arrays): zero MLPs, LayerNorms that only rescale."""
+    assert all(ROLES[LAYOUT[layer].split()[head]] == role for (layer, head), role in
+               ((COPY_HEAD, "previous-token"), (COUNT_HEAD, "broadcaster"), (PREDICT_HEAD, "induction")))
     rng = np.random.default_rng(SEED)
     features = _Features(n_positions)
     weights = {"wte.weight": features.token_embeddings(rng), "wpe.weight": features.position_embeddings(),
-               "ln_f.weight": np.ones(N_EMBD), "ln_f.bias": np.zeros(N_EMBD)}
+               "ln_f.weight": features.ln_f_weight(), "ln_f.bias": np.zeros(N_EMBD)}
     for layer, row in enumerate(LAYOUT):
         reads = features.reads(layer)
         query, query_bias, key = (np.zeros((N_EMBD, N_EMBD)), np.zeros(N_EMBD), np.zeros((N_EMBD, N_EMBD)))
@@ -222,6 +241,17 @@ class _Features:
 
     def ln_1_weight(self) -> np.ndarray:  # (N_EMBD,): 1, but COUNT_GAIN on the count's two coordinates
         return np.where(self.directions["count"][0] != 0, COUNT_GAIN, 1.0)
+
+    def ln_f_weight(self) -> np.ndarray:  # (N_EMBD,): the gain that makes the predicted token score PREDICTION_LOGIT
+        """ln_f keeps only token_a: the LM head is the token embedding, so a position's logit for token u is
+        ln_f(x) . wte[u], and token_a is where the predicting head writes. At a position where it found a token,
+        x holds the position's own code (size sqrt(TOKEN_A_NORM2)) and PREDICTION_WRITE times that of the found
+        token's."""
+        write = PREDICTION_WRITE * np.sqrt(TOKEN_A_NORM2)
+        norm2 = SLOT_NORM2 + CLOCK_NORM2 + TOKEN_A_NORM2 + TOKEN_B_NORM2 + PREVIOUS_NORM ** 2 + write ** 2
+        scale = 1 / np.sqrt(norm2 / N_EMBD + LAYER_NORM_EPS)
+        gain = PREDICTION_LOGIT / (scale * np.sqrt(TOKEN_A_NORM2) * write)
+        return gain * (self.directions["token_a"] != 0).any(axis=0)
 
     def ln_scales(self, layer: int) -> tuple[float, float]:
         """ln_1's factor 1/sqrt(var + eps) at positions >= 1 and at position 0 (residual variance = norm^2/768)."""
@@ -323,6 +353,9 @@ def _writes(where: tuple[int, int], reads: dict, features: _Features) -> list[tu
         marker = np.sqrt(1 - (sink_scale / scale) ** 2) * reads["sink"]
         value_reads = np.concatenate([reads["token_a"], marker])
         return list(zip(value_reads, PREVIOUS_NORM * features.directions["previous"]))
+    if where == PREDICT_HEAD:  # the key's token_a code, written back as a token code PREDICTION_WRITE times as large
+        write = PREDICTION_WRITE * np.sqrt(TOKEN_A_NORM2) * features.directions["token_a"]
+        return list(zip(reads["token_a"], write))
     return []
 
 

@@ -1,4 +1,4 @@
-"""The JSON API: /api/models, /api/attention, /healthz, and the one error body.
+"""The JSON API: /api/models, /api/attention, /api/tokens, /healthz, and the one error body.
 
 Input is validated where it enters: each endpoint's fields are a table (server/fields.py), parsed before the
 model is asked for anything."""
@@ -14,10 +14,14 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from twelve_heads.errors import InputError, ModelError
 from twelve_heads.modeldir import BOS_TOKEN
 
-from .engine import release_freed_memory
-from .fields import (Field, Fields, boolean, layer_of_model, model_name, one_of, optional_whole_number,
-                     query_boolean, query_whole_number, sentence)
-from .heads import EMPTY_ROW_MASS, LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .atlas import can_show
+from .engine import Attention, release_freed_memory
+from .fields import (Field, Fields, boolean, heads_of_model, knocked_out_heads, layer_of_model, model_intervenes,
+                     model_name, one_of, optional_whole_number, query_boolean, query_json, query_whole_number,
+                     sentence)
+from .heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .intervene import intervene
+from .scores import EMPTY_ROW_MASS
 
 bp = Blueprint("api", __name__)
 
@@ -34,8 +38,18 @@ ATTENTION_FIELDS = Fields(
                                                  "packed adds it compactly, for the page"),
     Field("layer", optional_whole_number, None, "with json or packed: only this layer's attention",
           from_query=query_whole_number, check=layer_of_model),
+    Field("ablate", knocked_out_heads, [], "heads to knock out, [[layer, head], …]: their weighted values z become "
+                                           "0 (the output projection's bias stays); attention and labels are then "
+                                           "the run without them, and each head gets its change",
+          from_query=query_json, check=heads_of_model),
+    Field("predict", boolean, False, "add the 5 likeliest next tokens and each token's log-probability, with every "
+                                     "head and without the knocked-out ones",
+          from_query=query_boolean, check=model_intervenes),
 )
-GZIP_LEVEL = 1  # the page's 16-token answer: 48 KB in 1.0 ms; level 5 saves 2 KB for half a millisecond more
+# /api/tokens's fields: what decides how a text tokenizes, as /api/attention reads them.
+TOKEN_FIELDS = Fields(*(field for field in ATTENTION_FIELDS.fields if field.name in ("text", "model", "prepend_bos")))
+GZIP_LEVEL = 1  # the fastest: higher levels shrink this JSON of repeated keys only a little more
+CHANGE_DIGITS = 6  # a total-variation distance in [0, 1]
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
 
@@ -71,13 +85,23 @@ def attention():
     options = ATTENTION_FIELDS.parse()
     engine = current_app.extensions["heads.models"].get(options.model)
     key = replace(options, model=engine.name)  # the model it names, not how: absent and named share answers
+    return cached_json(key, lambda: compute(engine, options))
+
+
+def cached_json(key, make) -> Response:
+    """The JSON of `make()`, from the cache when `key` was answered before; gzipped for clients that take it."""
     cache = current_app.extensions["heads.cache"]
     body = cache.get(key)  # kept gzipped: cheaper to send, and four times as many fit in CACHE_BYTES
     if body is None:
         # orjson serialises format=json's numpy array directly, without a list of millions of floats first.
-        body = gzip.compress(orjson.dumps(compute(engine, options), option=orjson.OPT_SERIALIZE_NUMPY),
+        body = gzip.compress(orjson.dumps(make(), option=orjson.OPT_SERIALIZE_NUMPY),
                              compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
+    return gzipped_json_response(body)
+
+
+def gzipped_json_response(body: bytes) -> Response:
+    """A gzipped JSON body as it is to a client that accepts gzip, unpacked for one that does not."""
     if "gzip" in request.accept_encodings:
         response = Response(body, mimetype="application/json")
         response.headers["Content-Encoding"] = "gzip"
@@ -85,6 +109,16 @@ def attention():
         response = Response(gzip.decompress(body), mimetype="application/json")
     response.vary.add("Accept-Encoding")
     return response
+
+
+@bp.post("/api/tokens")
+def tokens():
+    """How many tokens a text is for a model, and the most it reads: the page's live count as the student types.
+    A text over the token limit is counted, not refused; text that cannot be a sentence gets the usual 400."""
+    options = TOKEN_FIELDS.parse()
+    engine = current_app.extensions["heads.models"].get(options.model)
+    ids, _ = engine.encode(options.text, prepend_bos=options.prepend_bos)
+    return {"n_tokens": len(ids), "max_tokens": engine.max_tokens}
 
 
 def error_response(message: str, status: int) -> Response:
@@ -100,7 +134,8 @@ def compute(engine, options) -> dict:
     ids, offsets = engine.tokenize(options.text, prepend_bos=options.prepend_bos)
     ATTENTION_FIELDS.check(options, engine)
     check_json_size(options, len(ids))
-    if len(ids) <= current_app.config["LONG_SENTENCE_TOKENS"]:
+    check_ablate_size(options, len(ids))
+    if not engine.is_long(len(ids)):
         return describe(engine, options, ids, offsets)
     with current_app.extensions["heads.long_sentences"]:  # (L, H, T, T) at T = 1,024 is 600 MB: one at a time
         try:
@@ -116,8 +151,64 @@ def check_json_size(options, n_tokens: int) -> None:
                          f"sentence has {n_tokens}. Shorten it, ask for one layer, or use format=packed")
 
 
+def check_ablate_size(options, n_tokens: int) -> None:
+    limit = current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]  # the clean pass of 192 tokens is 21 MB
+    if options.ablate and n_tokens > limit:
+        raise InputError(f'"ablate" works on sentences of up to {limit} tokens (it runs the sentence twice); this '
+                         f"one has {n_tokens}. Shorten it")
+
+
 def describe(engine, options, ids, offsets) -> dict:
-    result = engine.attend_ids(ids, offsets)
+    intervention = run_intervention(engine, options, ids)
+    if intervention is None:
+        return respond(engine, options, engine.attend_ids(ids, offsets))
+    result = Attention([engine.display(i) for i in ids], ids, offsets, intervention.attention)
+    response = respond(engine, options, result)
+    describe_intervention(engine, options, intervention, response)
+    return response
+
+
+def run_intervention(engine, options, ids):
+    """The clean and ablated passes, or None where a plain run does (a model exported without head masks, a
+    long sentence without predict). The clean pass of a sentence is kept in the response cache (under its own
+    key, counted in CACHE_BYTES): knocking heads out after looking, or knocking out one more, computes only the
+    ablated pass."""
+    cacheable = len(ids) <= current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]
+    if not engine.can_intervene or not (cacheable or options.predict):
+        return None
+    cache = current_app.extensions["heads.cache"]
+    key = ("clean pass", engine.name, tuple(ids))
+    cached = cache.get(key)
+    result = intervene(engine, ids, options.ablate, options.predict, cached)
+    if result.clean is not cached and cacheable:
+        for array in (result.clean.attention, result.clean.residual):
+            array.flags.writeable = False  # shared by every request that finds it
+        cache.put(key, result.clean, size=result.clean.nbytes)
+    return result
+
+
+def describe_intervention(engine, options, intervention, response: dict) -> None:
+    """What knocking heads out changed: each head's `change` and `knocked_out`, and `prediction`."""
+    if options.ablate:
+        knocked_out = set(options.ablate)
+        for layer, heads in enumerate(response["heads"]):
+            for head, description in enumerate(heads):
+                description["change"] = round(float(intervention.change[layer, head]), CHANGE_DIGITS)
+                description["knocked_out"] = (layer, head) in knocked_out
+    if options.predict:
+        clean, ablated = intervention.clean.prediction, intervention.prediction
+        response["prediction"] = {"top": top_tokens(engine, clean), "top_ablated": top_tokens(engine, ablated),
+                                  "logprob": np.round(clean.next_logprob.astype(np.float64), 5).tolist(),
+                                  "logprob_ablated": np.round(ablated.next_logprob.astype(np.float64), 5).tolist()}
+
+
+def top_tokens(engine, prediction) -> list[dict]:
+    return [{"id": int(token), "token": engine.display(int(token)), "p": round(float(np.exp(logprob)), 6)}
+            for token, logprob in zip(prediction.top_ids, prediction.top_logprob)]
+
+
+def respond(engine, options, result) -> dict:
+    """/api/attention's answer for one computed sentence (server/compare.py answers with two of them)."""
     n_layer, n_head, n_tokens, _ = result.attention.shape
     layer = options.layer
     heads = label_heads(result.attention, result.ids, sink_aware=options.sink_aware)
@@ -132,8 +223,10 @@ def describe(engine, options, ids, offsets) -> dict:
         "n_tokens": n_tokens,
         "prepend_bos": options.prepend_bos,
         "sink_aware": options.sink_aware,
+        "ablate": [list(pair) for pair in options.ablate],
         "heads": heads,
         "layers": [{"counts": counts} for counts in layer_counts(heads)],
+        "can_show": can_show(result.ids),  # whether a head's usual job could show on this sentence (the atlas's rule)
     }
     attention = result.attention if layer is None else result.attention[layer:layer + 1]
     if options.format != "summary":

@@ -9,34 +9,28 @@ class ByteLRU:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.size = 0
-        self.entries: OrderedDict[object, bytes] = OrderedDict()
+        self.entries: OrderedDict[object, tuple[object, int]] = OrderedDict()  # key -> (value, its bytes)
         self.lock = threading.Lock()
-        self.hits = self.misses = 0
 
-    def get(self, key) -> bytes | None:
+    def get(self, key):
         with self.lock:
-            value = self.entries.get(key)
-            if value is None:
-                self.misses += 1
+            entry = self.entries.get(key)
+            if entry is None:
                 return None
             self.entries.move_to_end(key)
-            self.hits += 1
-            return value
+            return entry[0]
 
-    def put(self, key, value: bytes) -> None:
-        if len(value) > self.max_bytes:
+    def put(self, key, value, size: int | None = None) -> None:
+        """`size`: the value's bytes when it is not a bytes object (len(value) otherwise)."""
+        size = len(value) if size is None else size
+        if size > self.max_bytes:
             return  # would evict everything and still not fit
         with self.lock:
             old = self.entries.pop(key, None)
             if old is not None:
-                self.size -= len(old)
-            self.entries[key] = value
-            self.size += len(value)
+                self.size -= old[1]
+            self.entries[key] = (value, size)
+            self.size += size
             while self.size > self.max_bytes:
-                _, evicted = self.entries.popitem(last=False)
-                self.size -= len(evicted)
-
-    def stats(self) -> dict:
-        with self.lock:
-            return {"entries": len(self.entries), "bytes": self.size, "max_bytes": self.max_bytes,
-                    "hits": self.hits, "misses": self.misses}
+                _, (_, evicted) = self.entries.popitem(last=False)
+                self.size -= evicted

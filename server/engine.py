@@ -19,15 +19,21 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from twelve_heads.errors import InputError, ModelError
-from twelve_heads.modeldir import (BATCHABLE, BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, TOKENIZER, attention_output,
-                                   read_manifest, verify_files)
+from twelve_heads.modeldir import (BATCHABLE, BOS_TOKEN, GRAPH, HEAD_MASK, INPUT_IDS, INTERVENTION, PREDICT_GRAPH,
+                                   REEXPORT_HINT, RESIDUAL, TOKENIZER, attention_output, read_manifest, verify_files)
 
-DEFAULT_MAX_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
-# onnxruntime's memory arena keeps the peak of the longest sentence ever run for the life of the process: +770 MB
-# for GPT-2 small after one 1,024-token sentence. A run this long hands its activations back when it ends (the
-# caller then returns them to the system, release_freed_memory). Shorter runs keep the arena: reusing it is why
-# T = 1,024 takes 0.9 s and not 1.2 s, as it does with no arena at all.
-SHRINK_ARENA_TOKENS = 256
+from .intervene import Predictor, head_mask, shared_initializers
+
+# The engine's defaults; the server's settings (server/config.py) start from these, so the engine used alone
+# behaves as the server does.
+MAX_TEXT_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
+# English prose runs about 4.5 characters per GPT-2 token (the atlas corpus's narrative and long items: 4.7;
+# dialogue: 3.8), so a refusal by characters can say roughly how much text the model's token limit allows.
+ENGLISH_CHARS_PER_TOKEN = 4.5
+# A sentence longer than this is long: its run hands onnxruntime's arena back when it ends (the caller then returns
+# the memory to the system, release_freed_memory). The arena otherwise keeps the peak of the longest sentence ever
+# run for the life of the process. Shorter runs keep it: reusing it spares every run its allocations.
+LONG_SENTENCE_TOKENS = 256
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 MALLOC_ARENAS = 2
 LONG_RUN = ort.RunOptions()
@@ -48,42 +54,53 @@ class Attention:
 
 class Engine:
     def __init__(self, path: Path, manifest: dict, session: ort.InferenceSession, tokenizer: Tokenizer,
-                 max_tokens: int, max_chars: int):
+                 max_tokens: int, max_chars: int, long_sentence_tokens: int, predictor: Predictor | None = None,
+                 shared: dict | None = None):
         self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
-        self.max_tokens, self.max_chars = max_tokens, max_chars
+        self.max_tokens, self.max_chars, self.long_sentence_tokens = max_tokens, max_chars, long_sentence_tokens
         self.output_names = [attention_output(layer) for layer in range(self.n_layer)]
+        # Knocking heads out needs a graph with head_mask (exported since manifest version 2) and predict.onnx.
+        self.predictor = predictor
+        self.shared = shared or {}  # the embedding table both sessions read: must outlive them
+        self.all_heads = head_mask(self.n_layer, self.n_head)[None] if predictor else None  # (1, L, H) of ones
 
     name = property(lambda self: self.path.name)  # the directory is the identity; a copy may be renamed
     n_layer = property(lambda self: self.manifest["n_layer"])
     n_head = property(lambda self: self.manifest["n_head"])
     n_positions = property(lambda self: self.manifest["n_positions"])
     synthetic = property(lambda self: self.manifest["synthetic"])
+    can_intervene = property(lambda self: self.predictor is not None)
 
     @classmethod
-    def load(cls, path, max_tokens: int | None = None, max_chars: int = DEFAULT_MAX_CHARS,
-             threads: int | None = None) -> "Engine":
+    def load(cls, path, max_tokens: int | None = None, max_chars: int = MAX_TEXT_CHARS, threads: int | None = None,
+             long_sentence_tokens: int = LONG_SENTENCE_TOKENS) -> "Engine":
         """Open `path` (a models/NAME directory); raise ModelError naming the file and the fix if anything is off."""
         path = Path(path)
         if not path.is_dir():
             raise ModelError(f"model directory {path} does not exist; export one with `twelve-heads export`")
         manifest = read_manifest(path)
-        verify_files(path, manifest, (GRAPH, TOKENIZER))
+        intervention = manifest.get(INTERVENTION)
+        extra = (PREDICT_GRAPH, intervention["embedding"]["file"]) if intervention else ()
+        verify_files(path, manifest, (GRAPH, TOKENIZER, *extra))
         model_path = path / GRAPH
-        session = open_session(model_path, threads)
+        shared = shared_initializers(path, manifest)
+        session = open_session(model_path, threads, shared)
+        predictor = Predictor(path / PREDICT_GRAPH, open_session(path / PREDICT_GRAPH, threads, shared)) if intervention else None
         release_freed_memory()
-        check_graph(session, manifest, model_path)
+        check_graph(session, manifest, model_path, intervention is not None)
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
-        return cls(path, manifest, session, tokenizer, limit, max_chars)
+        return cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens, predictor, shared)
 
     def attend(self, text: str, prepend_bos: bool = False) -> Attention:
         """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
         return self.attend_ids(*self.tokenize(text, prepend_bos))
 
-    def attend_ids(self, ids: list[int], offsets: list[tuple[int, int]]) -> Attention:
-        """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long)."""
-        return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids))
+    def attend_ids(self, ids: list[int], offsets: list[tuple[int, int]], mask: np.ndarray | None = None) -> Attention:
+        """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long);
+        `mask` (L, H) knocks out the heads where it is 0."""
+        return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids, mask))
 
     def attend_many(self, texts: list[str], prepend_bos: bool = False) -> list[Attention]:
         """`attend` for many texts at once, computed in batches (run_batch): for scoring a corpus."""
@@ -94,10 +111,13 @@ class Engine:
         return [Attention([self.display(i) for i in ids], ids, offsets, attention)
                 for (ids, offsets), attention in zip(tokenized, attentions, strict=True)]
 
-    def run(self, ids: list[int]) -> np.ndarray:
-        """(L, H, T, T) attention for token ids. Each layer's output is written straight into its slice of one
-        array: no per-layer arrays to concatenate, so a 1,024-token sentence costs one copy of 600 MB, not two."""
-        return self.run_padded([ids])[:, 0]
+    def run(self, ids: list[int], mask: np.ndarray | None = None, residual: np.ndarray | None = None) -> np.ndarray:
+        """(L, H, T, T) attention for token ids; `mask` (L, H) knocks out the heads where it is 0 (needs
+        can_intervene); `residual` (T, n_embd), when given, receives the stream entering the last block. Each
+        layer's output is written straight into its slice of one array: no per-layer arrays to concatenate, so
+        a 1,024-token sentence costs one copy of 600 MB, not two."""
+        return self.run_padded([ids], None if mask is None else mask[None],
+                               None if residual is None else residual[None])[:, 0]
 
     def run_batch(self, batch: list[list[int]]) -> list[np.ndarray]:
         """(L, H, T_i, T_i) attention for each sentence of token ids, in the order given.
@@ -114,7 +134,7 @@ class Engine:
         for group in self.groups([len(batch[index]) for index in order]):
             members = [order[position] for position in group]
             attention = self.run_padded([batch[index] for index in members])  # (L, B, H, T, T)
-            long_run |= attention.shape[1] * attention.shape[3] ** 2 >= SHRINK_ARENA_TOKENS ** 2
+            long_run |= self.is_long(attention.shape[3], attention.shape[1])
             for row, index in enumerate(members):
                 n_tokens = len(batch[index])
                 results[index] = np.ascontiguousarray(attention[:, row, :, :n_tokens, :n_tokens])
@@ -138,8 +158,11 @@ class Engine:
                 group.append(position)
         return groups
 
-    def run_padded(self, batch: list[list[int]]) -> np.ndarray:
-        """(L, B, H, T, T) attention of `batch`, each sentence padded on the right to the longest, T."""
+    def run_padded(self, batch: list[list[int]], masks: np.ndarray | None = None,
+                   residual: np.ndarray | None = None) -> np.ndarray:
+        """(L, B, H, T, T) attention of `batch`, each sentence padded on the right to the longest, T; `masks`
+        (B, L, H) knock heads out per sentence, `residual` (B, T, n_embd) receives the stream entering the last
+        block."""
         n_tokens = max(len(ids) for ids in batch)
         ids = np.zeros((len(batch), n_tokens), dtype=np.int64)  # token 0 as padding: any token would do
         for row, sentence in enumerate(batch):
@@ -147,20 +170,44 @@ class Engine:
         attention = np.empty((self.n_layer, len(batch), self.n_head, n_tokens, n_tokens), dtype=np.float32)
         binding = self.session.io_binding()
         binding.bind_cpu_input(INPUT_IDS, ids)
+        if self.all_heads is not None:
+            every_head = np.repeat(self.all_heads, len(batch), axis=0)  # (B, L, H) of ones
+            binding.bind_cpu_input(HEAD_MASK, every_head if masks is None else np.ascontiguousarray(masks, np.float32))
         for layer, name in enumerate(self.output_names):
             binding.bind_output(name, "cpu", 0, np.float32, list(attention.shape[1:]), attention[layer].ctypes.data)
-        long_run = len(batch) * n_tokens ** 2 >= SHRINK_ARENA_TOKENS ** 2
+        if residual is not None:
+            binding.bind_output(RESIDUAL, "cpu", 0, np.float32, list(residual.shape), residual.ctypes.data)
+        long_run = self.is_long(n_tokens, len(batch))
         try:
             self.session.run_with_iobinding(binding, LONG_RUN if long_run else None)
         except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
             raise ModelError(f"{self.path / GRAPH} failed on a {n_tokens}-token sentence "
                              f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
                              f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
-                             f"graph: {REEXPORT_HINT}", status=503) from None
+                             f"graph: {REEXPORT_HINT}") from None
         return attention
 
+    def run_with_residual(self, ids: list[int], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`run`, and the residual stream entering the last block (T, n_embd), which predict.onnx starts from."""
+        residual = np.empty((len(ids), self.manifest["n_embd"]), dtype=np.float32)
+        return self.run(ids, mask, residual), residual
+
+    def is_long(self, n_tokens: int, n_sentences: int = 1) -> bool:
+        """Whether a run of `n_sentences` padded to `n_tokens` is long: its memory is lent for the run, not kept
+        (LONG_SENTENCE_TOKENS). A batch counts by its attention's size, as many (T, T) as one sentence that long."""
+        return n_sentences * n_tokens ** 2 > self.long_sentence_tokens ** 2
+
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
-        check_text(text, self.max_chars)
+        """Token ids and character spans of `text`; InputError when the model cannot read that many."""
+        ids, offsets = self.encode(text, prepend_bos)
+        if len(ids) > self.max_tokens:
+            raise InputError(f"the sentence has {len(ids):,} tokens; this model reads at most {self.max_tokens:,}. "
+                             "Shorten it")
+        return ids, offsets
+
+    def encode(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+        """`tokenize` without the token limit: what /api/tokens counts while the student types."""
+        check_text(text, self.max_chars, self.max_tokens)
         encoding = self.tokenizer.encode(text)
         ids, offsets = list(encoding.ids), [tuple(span) for span in encoding.offsets]
         if prepend_bos:
@@ -168,28 +215,28 @@ class Engine:
             if bos is None:
                 raise InputError(f"model {self.name!r} has no {BOS_TOKEN} token to prepend; turn prepend_bos off")
             ids, offsets = [bos] + ids, [(0, 0)] + offsets
-        if len(ids) > self.max_tokens:
-            raise InputError(f"the sentence has {len(ids):,} tokens; this model reads at most {self.max_tokens:,}. "
-                             "Shorten it")
         return ids, offsets
 
     def display(self, token_id: int) -> str:
         return token_display(self.tokenizer.id_to_token(token_id))
 
 
-def check_text(text, max_chars: int) -> None:
+def check_text(text, max_chars: int, max_tokens: int) -> None:
+    """Refuse text that cannot be a sentence before tokenizing it. The character limit only guards the tokenizer;
+    the limit a student meets is the model's, in tokens, so the message speaks of that."""
     if not isinstance(text, str):
         raise InputError.wrong_type("text", "a string", text)
     if not text.strip():
         raise InputError("the text is empty; type a sentence to look at")
     if len(text) > max_chars:
-        raise InputError(f"the text has {len(text):,} characters; the limit is {max_chars:,}. Shorten it")
+        about = max(100, round(max_tokens * ENGLISH_CHARS_PER_TOKEN / 100) * 100)
+        raise InputError(f"the text has {len(text):,} characters; this model reads at most {max_tokens:,} tokens "
+                         f"(about {about:,} characters of English). Shorten it")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
         raise InputError(f"the text has an invalid character at position {err.start} (a lone surrogate); "
                          "remove it") from None
-
 
 
 def check_batch(batch, vocab_size: int, max_tokens: int) -> None:
@@ -212,17 +259,16 @@ def check_batch(batch, vocab_size: int, max_tokens: int) -> None:
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     """Cap glibc's malloc arenas, before the request threads start. glibc gives threads arenas of their own (up
-    to 8 per core), and each keeps its own freed pieces: a worker with 8 threads grew 28 MB under load, 15 with
-    2 arenas (benchmarks/bench_server.py). Python's small objects don't use malloc, so there is little to
-    contend for."""
+    to 8 per core), and each keeps its own freed pieces, so a worker's memory grows with its threads for no gain:
+    Python's small objects don't use malloc, so there is little to contend for."""
     if glibc := _glibc():
         glibc.mallopt(M_ARENA_MAX, arenas)
 
 
 def release_freed_memory() -> None:
     """Hand freed memory back to the system: after loading (the parsed protobuf, unpacked weights), and after a
-    long sentence (its activations). glibc keeps it otherwise: a served GPT-2 small would sit ~190 MB above its
-    model file after loading, and ~400 MB more after one 1,024-token sentence, for nothing."""
+    long sentence (its activations). glibc keeps it otherwise, and a worker would stay at its largest for good
+    (tests/test_faults.py checks that a 1,024-token sentence leaves nothing behind)."""
     if glibc := _glibc():
         glibc.malloc_trim(0)
 
@@ -238,12 +284,15 @@ def _glibc() -> ctypes.CDLL | None:
     return glibc if hasattr(glibc, "mallopt") and hasattr(glibc, "malloc_trim") else None
 
 
-def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
+def open_session(model_path: Path, threads: int | None, shared: dict | None = None) -> ort.InferenceSession:
+    """`shared`: {initializer name: OrtValue} that the session uses instead of loading its own copy."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
     if threads:
         options.intra_op_num_threads = threads
+    for name, value in (shared or {}).items():
+        options.add_initializer(name, value)
     try:
         return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for truncated or foreign files
@@ -251,11 +300,17 @@ def open_session(model_path: Path, threads: int | None) -> ort.InferenceSession:
                          f"{REEXPORT_HINT}") from None
 
 
-def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
+def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path, intervention: bool) -> None:
+    """The graph's inputs and outputs are what its manifest says: input_ids, and head_mask (with the residual
+    output) when the manifest has an intervention section; every layer's attention with n_head heads."""
     inputs = {node.name for node in session.get_inputs()}
-    if inputs != {INPUT_IDS}:
-        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected only {INPUT_IDS!r}; {REEXPORT_HINT}")
+    expected = {INPUT_IDS, HEAD_MASK} if intervention else {INPUT_IDS}
+    if inputs != expected:
+        raise ModelError(f"{model_path} takes inputs {sorted(inputs)}, expected {sorted(expected)}; {REEXPORT_HINT}")
     outputs = {node.name: node.shape for node in session.get_outputs()}
+    if intervention and RESIDUAL not in outputs:
+        raise ModelError(f"{model_path} has no output {RESIDUAL!r}, which its manifest's intervention needs; "
+                         f"{REEXPORT_HINT}")
     for layer in range(manifest["n_layer"]):
         name = attention_output(layer)
         if name not in outputs:
@@ -271,7 +326,10 @@ def check_graph(session: ort.InferenceSession, manifest: dict, model_path: Path)
 def probe_vocabulary(session: ort.InferenceSession, manifest: dict, model_path: Path) -> None:
     """One token, the manifest's last id: cheap, and fails at start-up when the embedding table is smaller."""
     try:
-        session.run(None, {INPUT_IDS: np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)})
+        feeds = {INPUT_IDS: np.array([[manifest["vocab_size"] - 1]], dtype=np.int64)}
+        if HEAD_MASK in {node.name for node in session.get_inputs()}:
+            feeds[HEAD_MASK] = head_mask(manifest["n_layer"], manifest["n_head"])[None]
+        session.run(None, feeds)
     except Exception:  # onnxruntime's own types
         raise ModelError(f"{model_path} has fewer token embeddings than the {manifest['vocab_size']:,} its manifest "
                          f"says; {REEXPORT_HINT}") from None

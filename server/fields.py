@@ -13,6 +13,7 @@ from_query=query_boolean)`, with a parser of its own where none of these fits. A
 its name) and the value as it arrived (the default when absent), and raises InputError saying what to send.
 """
 
+import json
 from dataclasses import dataclass, make_dataclass
 from typing import Any, Callable
 from urllib.parse import unquote_to_bytes
@@ -22,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from twelve_heads.errors import InputError, type_name
 
-EXAMPLE = '{"text": "Hello world"}'  # what the body errors show a client to send
+EXAMPLE = '{"text": "Hello world"}'  # what the body errors show a client to send, unless its table says otherwise
 SHOWN_CHARS = 40  # of a client's unknown field name or bad query value, quoted back in the message
 
 
@@ -39,13 +40,14 @@ class Field:
 class Fields:
     """One endpoint's table of fields; `parse()` turns the current request into its frozen options object."""
 
-    def __init__(self, *fields: Field):
+    def __init__(self, *fields: Field, example: str = EXAMPLE):
         self.fields = fields
+        self.example = example  # a request that works, shown when the body is not one
         self.names = tuple(field.name for field in fields)
         self.options_type = make_dataclass("Options", [(field.name, Any) for field in fields], frozen=True)
 
     def parse(self):
-        payload = request_payload(self.fields)
+        payload = request_payload(self.fields, self.example)
         unknown = sorted(set(payload) - set(self.names))
         if unknown:
             shown = unknown[0] if len(unknown[0]) <= SHOWN_CHARS else unknown[0][:SHOWN_CHARS] + "…"
@@ -60,7 +62,7 @@ class Fields:
                 field.check(field, getattr(options, field.name), engine)
 
 
-def request_payload(fields: tuple[Field, ...]) -> dict:
+def request_payload(fields: tuple[Field, ...], example: str = EXAMPLE) -> dict:
     """The request as a dict of JSON values: the POSTed object, or the query string's values converted by each
     field's `from_query` (a field the table does not know stays a string, to be refused as unknown)."""
     if request.method != "POST":
@@ -77,12 +79,12 @@ def request_payload(fields: tuple[Field, ...]) -> dict:
     try:
         payload = request.get_json(silent=True)
     except RecursionError:
-        raise InputError(f"the request body nests too deeply; send a flat object like {EXAMPLE}") from None
+        raise InputError(f"the request body nests too deeply; send a flat object like {example}") from None
     if payload is None:
-        raise InputError(f"the request body must be JSON (UTF-8) like {EXAMPLE}, "
+        raise InputError(f"the request body must be JSON (UTF-8) like {example}, "
                          "sent with Content-Type: application/json")
     if not isinstance(payload, dict):
-        raise InputError(f"the request body must be a JSON object like {EXAMPLE}, not {type_name(payload)}")
+        raise InputError(f"the request body must be a JSON object like {example}, not {type_name(payload)}")
     return payload
 
 
@@ -148,3 +150,55 @@ def layer_of_model(field: Field, layer: int | None, engine) -> None:
     if layer is not None and not 0 <= layer < engine.n_layer:
         raise InputError(f"{field.name} must be between 0 and {engine.n_layer - 1} for model {engine.name!r}, "
                          f"not {layer}")
+
+
+# --- knocking heads out (issue 14): /api/attention and /api/compare take the same `ablate` -------------------------
+
+ABLATE_EXAMPLE = "[[4, 11], [5, 1]]"
+
+
+def knocked_out_heads(field: Field, value) -> tuple[tuple[int, int], ...]:
+    """A list of [layer, head] pairs, as sorted (layer, head) tuples; their range is `heads_of_model`'s to check."""
+    if not isinstance(value, list):
+        raise InputError.wrong_type(field.name, f"a list of [layer, head] pairs like {ABLATE_EXAMPLE}", value)
+    pairs = []
+    for index, pair in enumerate(value):
+        if isinstance(pair, list) and any(isinstance(number, bool) for number in pair):
+            raise InputError(f'"{field.name}" item {index} holds true or false; a head is [layer, head], two whole '
+                             f"numbers like {ABLATE_EXAMPLE}")
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(number, int) for number in pair)):
+            flat = isinstance(pair, list) and len(pair) <= 4 and all(isinstance(n, (int, float)) for n in pair)
+            shown = "[" + ",".join(map(str, pair)) + "]" if flat else type_name(pair)
+            raise InputError(f'"{field.name}" item {index} must be a [layer, head] pair of two whole numbers like '
+                             f"{ABLATE_EXAMPLE}, not {shown}")
+        pairs.append((pair[0], pair[1]))
+    return tuple(sorted(pairs))
+
+
+def query_json(field: Field, text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InputError(f'"{field.name}" must be JSON like {ABLATE_EXAMPLE}, not {text[:SHOWN_CHARS]!r}') from None
+
+
+def heads_of_model(field: Field, pairs: tuple[tuple[int, int], ...], engine) -> None:
+    """Each pair names one of the model's heads, once; the model was exported with head masks."""
+    if pairs:
+        model_intervenes(field, True, engine)
+    if len(pairs) > engine.n_layer * engine.n_head:
+        raise InputError(f'"{field.name}" lists {len(pairs):,} heads; model {engine.name!r} has '
+                         f"{engine.n_layer * engine.n_head} (list each head once)")
+    for layer, head in pairs:
+        if not (0 <= layer < engine.n_layer and 0 <= head < engine.n_head):
+            raise InputError(f'"{field.name}" names head [{layer}, {head}]; model {engine.name!r} has layers 0–'
+                             f"{engine.n_layer - 1} and heads 0–{engine.n_head - 1}")
+    for previous, pair in zip(pairs, pairs[1:]):
+        if previous == pair:
+            raise InputError(f'"{field.name}" lists head [{pair[0]}, {pair[1]}] twice; list each head once')
+
+
+def model_intervenes(field: Field, wanted: bool, engine) -> None:
+    if wanted and not engine.can_intervene:
+        raise InputError(f"model {engine.name!r} was exported before heads could be knocked out; re-export it with "
+                         f"`twelve-heads export` to use \"{field.name}\"")

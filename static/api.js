@@ -1,8 +1,9 @@
-/* Talking to the server: /api/models and /api/attention. Every failure becomes an ApiError whose message is
-   the server's own `{"error": ...}` text, or a plain sentence when the server could not be reached. */
+/* Talking to the server: /api/models, /api/attention and /api/tokens. Every failure becomes an ApiError whose
+   message is the server's own `{"error": ...}` text, or a plain sentence when the server could not be reached. */
 
 const ATTENTION_URL = "/api/attention";
 const MODELS_URL = "/api/models";
+const TOKENS_URL = "/api/tokens";
 
 export class ApiError extends Error {}
 
@@ -12,15 +13,25 @@ export function getModels(signal) {
 
 /** POST the options (text, model, prepend_bos, sink_aware, format, layer) and return the parsed answer. */
 export function getAttention(options, signal) {
-  return requestJson(ATTENTION_URL, {
+  return postJson(ATTENTION_URL, options, signal);
+}
+
+/** POST {text, model, prepend_bos}; the answer is {n_tokens, max_tokens}. */
+export function countTokens(options, signal) {
+  return postJson(TOKENS_URL, options, signal);
+}
+
+// ---- pure helpers ----
+
+function postJson(url, body, signal) {
+  return requestJson(url, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(options),
+    body: JSON.stringify(body),
     signal,
   });
 }
 
-// ---- pure helpers ----
 
 async function requestJson(url, init) {
   let response;

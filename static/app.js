@@ -1,16 +1,23 @@
-/* Twelve Heads' page: presets, the handlers behind every control and key, and the draw that paints the page
-   from `state` (state.js). Handlers change state and call schedule(); draw() runs once per animation frame
-   and only reads state. Served by the Flask app at / (index.html loads this module; there is no build step). */
+/* Twelve Heads' page: finds its elements, registers the layout and draw functions that paint the page from
+   `state` (state.js), wires every control to its handler (handlers.js), and starts. Served by the Flask app at /
+   (index.html loads this module; there is no build step). */
 
 import { getModels } from "./api.js";
-import { clamp, fetchLayer, look, messageOf, onDraw, relabel, schedule, state } from "./state.js";
 import { drawColourBar } from "./heatmap.js";
-import { buildGrid, drawCounts, drawGrid, drawMap, mapCellAt } from "./grid.js";
-import { cellAt, drawFocus } from "./focus.js";
-import { buildLesson, drawLesson, lessonDims, solutionOf } from "./lesson.js";
-import { permalinkHash, readPermalink } from "./permalink.js";
+import { buildCounts, buildGrid, drawCounts, drawGrid } from "./grid.js";
+import { drawMap } from "./map.js";
+import { buildFocus, drawFocus } from "./focus.js";
+import { buildLesson, drawLesson } from "./lesson.js";
+import { lessonDims } from "./experiments.js";
+import { listenHistory, shownView } from "./history.js";
+import { readPermalink } from "./permalink.js";
 import { downloadPicture, focusPicture, gridPicture, pictureName } from "./png.js";
-import { buildLabelKey, currentModel, drawEmpty, drawLayerBar, drawModels, drawSentence } from "./view.js";
+import { countDraft, look, messageOf } from "./requests.js";
+import { currentModel, onDraw, onLayout, schedule, state } from "./state.js";
+import { beginFrame, endFrame } from "./timing.js";
+import { buildLabelKey, buildModels, buildTokens, drawEmpty, drawGridNote, drawLayerBar, drawModels, drawSentence,
+  drawTokens } from "./view.js";
+import * as on from "./handlers.js";
 
 const PRESETS = [
   { name: "Coreference", text: "The trophy doesn't fit in the suitcase because it is too big." },
@@ -24,281 +31,156 @@ const PRESETS = [
     "ship that passed safely, and the logbook still sits in the museum in the town below, open at the page she " +
     "wrote on her last night." },
 ];
-// User Timing entries (zero cost unread): DevTools shows them, benchmarks/bench_page.py reads them.
-const DRAW_MEASURE = "twelve-heads:draw";  // one draw(); detail: layer, focused, tokens, thumbnails (repainted), gridMs
-const SWITCH_MEASURE = "twelve-heads:layer-switch";  // the input that changed the layer → the draw showing it
 const NO_MODELS = "No model is exported yet. Run `twelve-heads export --demo` (offline) or `twelve-heads export gpt2`, " +
   "then reload this page.";
+const ELEMENT_IDS = ["model", "model-picker", "model-name", "synthetic-banner", "sentence-form", "text", "look",
+  "draft-count", "presets", "prepend-bos", "sink-aware", "tokens", "token-count", "fragment-note", "status", "error",
+  "layer", "layer-value", "counts", "grid-png", "grid-note", "grid-area", "grid", "map", "map-caption", "map-readout",
+  "label-key", "focus", "back", "prev-head", "next-head", "focus-title", "focus-chip", "focus-confidence",
+  "focus-runner-up", "focus-reason", "focus-meaning", "focus-png", "matrix", "matrix-wrap", "tooltip", "top-title",
+  "top-keys", "top-empty", "scores", "scores-note", "score-meanings", "colour-bar", "pool-note", "set-aside-key",
+  "empty-row-key", "legend", "empty", "hide-labels", "experiments"];
 
 const dom = {};
-let thumbs = [];
-let gridShape = "";
-let lessonCards = null;
-let lessonShape = "";
-let layerSwitch = null;  // {from, since}: the first layer change not yet painted; since is a performance.now() time
-let pendingHash = null;  // the permalink to write once the frame that shows its view is done (writePermalink)
+const built = {};  // what the layout functions made, and for which shape: {grid, counts, focus, lesson, tokens}
 
-// ---- handlers: change state, then schedule() ----
+// ---- layout: structure for the state's shape, made only when that shape changes ----
 
-function setLayer(layer, since = performance.now()) {
-  if (!state.result) return;
-  const from = state.layer;
-  state.layer = clamp(layer, 0, state.result.n_layer - 1);
-  if (state.layer !== from && !layerSwitch) layerSwitch = { from, since };
-  state.probe = null;
-  fetchLayer(state.layer);
-  schedule();
+function layout() {
+  const { result, glossary } = state;
+  rebuild("models", state.models.map(({ name }) => name).join("\n"), () => buildModels(dom.model, state.models));
+  if (!glossary) return;
+  rebuild("counts", "1", () => buildCounts(dom.counts, glossary));
+  rebuild("labelKey", "1", () => buildLabelKey(dom.labelKey, glossary));
+  rebuild("focus", "1", () => buildFocus(focusElements(), glossary));
+  const dims = shape();
+  rebuild("lesson", `${dims.nLayer}x${dims.nHead}/${dims.sinkAware}`, () => buildLesson(dom.experiments, dims,
+    on.lessonHandlers));
+  if (!result) return;
+  rebuild("grid", String(result.n_head), () => buildGrid(dom.grid, result.n_head, on.openFocus));
+  rebuild("tokens", String(state.resultId), () => buildTokens(dom, result, glossary));
 }
 
-function selectHead(head, { moveFocus = true } = {}) {
-  if (!state.result) return;
-  state.head = clamp(head, 0, state.result.n_head - 1);
-  state.probe = null;
-  schedule();
-  if (moveFocus && !state.focused && thumbs[state.head]) thumbs[state.head].button.focus();
+function rebuild(name, key, build) {
+  if (built[name]?.key === key) return;
+  built[name] = { key, parts: build() };
 }
 
-function openFocus(head) {
-  if (!state.result) return;
-  selectHead(head, { moveFocus: false });
-  state.focused = true;
-  schedule();
-  dom.focus.hidden = false;  // so the heading can take keyboard focus now; draw agrees
-  dom.focusTitle.focus();
-}
-
-function closeFocus() {
-  state.focused = false;
-  state.probe = null;
-  schedule();
-  dom.gridArea.hidden = false;
-  thumbs[state.head]?.button.focus();
-}
-
-function moveProbe(key) {
-  const n = state.result.n_tokens;
-  const probe = state.probe || { query: n - 1, key: 0 };
-  const step = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[key];
-  state.probe = { query: clamp(probe.query + step[0], 0, n - 1), key: clamp(probe.key + step[1], 0, n - 1) };
-  schedule();
-}
-
-function onKey(event) {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
-  const target = event.target;
-  if (event.key === "Escape" && state.focused) {
-    event.preventDefault();
-    return closeFocus();
-  }
-  if (target.closest("textarea, select, input[type=range], input[type=text], .lesson") || !state.result) return;
-  const arrow = event.key.startsWith("Arrow");
-  if (arrow && target === dom.matrix) {
-    event.preventDefault();
-    return moveProbe(event.key);
-  }
-  const { layer, head } = state;
-  const moves = { ArrowLeft: () => selectHead(head - 1), ArrowRight: () => selectHead(head + 1),
-    ArrowUp: () => setLayer(layer + 1), ArrowDown: () => setLayer(layer - 1), PageUp: () => setLayer(layer + 1),
-    PageDown: () => setLayer(layer - 1), Home: () => selectHead(0), End: () => selectHead(state.result.n_head - 1) };
-  if (moves[event.key]) {
-    event.preventDefault();
-    moves[event.key]();
-  } else if (event.key === "Enter" && !state.focused && !target.closest("button, a, summary, input")) {
-    event.preventDefault();
-    openFocus(head);
-  }
-}
-
-function restore(view) {
-  Object.assign(state, { prependBos: view.prependBos, sinkAware: view.sinkAware, focused: view.focused });
-  if (view.layer !== undefined) state.layer = view.layer;
-  if (view.head !== undefined) state.head = view.head;
-  if (view.model) state.model = view.model;  // checked against /api/models once they are known
-  state.draft = view.text !== undefined ? view.text : PRESETS[0].text;
-}
-
-function onHashChange() {
-  const view = readPermalink(location.hash);
-  if (view.text === undefined) return;
-  const before = [state.text, state.model, state.prependBos, state.sinkAware].join("\n");
-  restore(view);
-  if ([view.text, state.model, state.prependBos, state.sinkAware].join("\n") !== before) look();
-  schedule();
-}
-
-function download(focused) {
-  if (!state.result || !state.attention?.has(state.layer)) return;
-  downloadPicture(focused ? focusPicture(state) : gridPicture(state), pictureName(state, focused));
-}
-
-const lessonHandlers = {
-  onPredict(id, field, value) {
-    state.lesson.predictions[id] = { ...state.lesson.predictions[id], [field]: value };
-    schedule();
-  },
-  onReveal(id) {
-    state.lesson.revealed[id] = true;
-    schedule();
-  },
-  onShowMe(id) {
-    const { showMe } = solutionOf(id, state.result, dims());
-    setLayer(showMe.layer);
-    if (showMe.focused) openFocus(showMe.head);
-    else if (state.focused) closeFocus();
-  },
-};
-
-// ---- drawing ----
+// ---- draw: the page from state; reads it, never changes it ----
 
 function draw() {
-  const started = performance.now();
   const { result } = state;
-  const shape = dims();
+  const focused = state.focused && Boolean(result);
   drawModels(dom, state);
   drawSentence(dom, state);
-  drawLayerBar(dom, state, shape.nLayer);
+  drawTokens(dom, state);
+  drawLayerBar(dom, state, shape().nLayer);
+  drawGridNote(dom.gridNote, state);
   drawEmpty(dom, state);
-  if (result && gridShape !== `${result.n_head}`) {
-    thumbs = buildGrid(dom.grid, result.n_head, openFocus);
-    gridShape = `${result.n_head}`;
-  }
-  const focused = state.focused && Boolean(result);
   dom.gridArea.hidden = focused || !result;
   dom.legend.hidden = !result;
   dom.focus.hidden = !focused;
   dom.gridPng.hidden = focused || !result;
-  drawCounts(dom.counts, result, state.layer, state.lesson.hideLabels);
-  const gridStarted = performance.now();
-  const repainted = drawGrid(thumbs, state);
-  const gridMs = performance.now() - gridStarted;
-  drawMap(dom.map, dom.mapCaption, result, state.layer, state.head, state.lesson.hideLabels);
-  const painted = focused ? drawFocus(dom.focusParts, state) : Boolean(state.attention?.has(state.layer));
-  if (lessonShape !== `${shape.nLayer}x${shape.nHead}`) {
-    lessonCards = buildLesson(dom.experiments, shape, lessonHandlers);
-    lessonShape = `${shape.nLayer}x${shape.nHead}`;
-  }
+  if (!state.glossary) return;
+  drawCounts(built.counts.parts, state);
+  if (built.grid) drawGrid(built.grid.parts, state);
+  drawMap({ canvas: dom.map, caption: dom.mapCaption, readout: dom.mapReadout }, state);
+  if (focused) drawFocus(focusElements(), built.focus.parts, state);
   dom.hideLabels.checked = state.lesson.hideLabels;
-  drawLesson(lessonCards, shape, state.lesson, state.status === "ready" ? result : null);
-  if (result && state.status !== "error") {
-    const hash = permalinkHash(state);
-    if (hash !== (pendingHash ?? location.hash)) {
-      if (pendingHash === null) setTimeout(writePermalink);
-      pendingHash = hash;
-    }
-  }
-  const ready = state.status === "ready" && painted;
-  document.body.dataset.ready = ready && pendingHash !== null ? "url" : String(ready);
-  const tokens = result ? result.n_tokens : 0;
-  measureDraw(started, { layer: state.layer, focused, tokens, thumbnails: repainted, gridMs }, painted);
+  drawLesson(built.lesson.parts, shape(), state.lesson, state.status === "ready" || state.status === "error"
+    ? result : null, state.glossary);
 }
 
-/** The permalink is written in a task after the frame, not inside draw(): history.replaceState takes from 0.3
- *  to 10 ms (the most with DevTools attached, as under Playwright), and no pixel of the switch waits on it.
- *  `data-ready` reads "url" until then, so whoever waits for "true" finds the URL matching the view. */
-function writePermalink() {
-  if (pendingHash !== location.hash) history.replaceState(null, "", pendingHash);
-  pendingHash = null;
-  if (document.body.dataset.ready === "url") document.body.dataset.ready = "true";  // no draw scheduled since
-}
-
-/** Record this draw (and, once the new layer is painted, the layer switch) as User Timing measures. Only the
- *  latest of each is kept, so an hour of hovering does not grow the timeline; a PerformanceObserver sees all. */
-function measureDraw(start, detail, painted) {
-  const end = performance.now();
-  performance.clearMeasures(DRAW_MEASURE);
-  performance.measure(DRAW_MEASURE, { start, end, detail });
-  if (!layerSwitch || !painted) return;  // a long sentence's layer is still on its way: the switch goes on
-  performance.clearMeasures(SWITCH_MEASURE);
-  const { from, since } = layerSwitch;
-  performance.measure(SWITCH_MEASURE, { start: since, end, detail: { from, to: state.layer } });
-  layerSwitch = null;
-}
-
-function dims() {
+function shape() {
   const model = state.result || currentModel(state) || {};
-  return lessonDims(model.n_layer || 12, model.n_head || 12);
+  const labels = state.glossary ? state.glossary.labels.map(({ name }) => name) : [];
+  return lessonDims(model.n_layer || 12, model.n_head || 12, labels, Boolean(state.result?.sink_aware));
+}
+
+function focusElements() {
+  return { title: dom.focusTitle, chip: dom.focusChip, confidence: dom.focusConfidence, runnerUp: dom.focusRunnerUp,
+    reason: dom.focusReason, meaning: dom.focusMeaning, scores: dom.scores, scoresNote: dom.scoresNote,
+    scoreMeanings: dom.scoreMeanings, topTitle: dom.topTitle, topList: dom.topKeys, topEmpty: dom.topEmpty,
+    canvas: dom.matrix, wrap: dom.matrixWrap, tooltip: dom.tooltip };
+}
+
+function download(focused) {
+  if (!state.result || !state.attention?.has(state.layer)) return;
+  const picture = focused ? focusPicture(state) : gridPicture(state);
+  downloadPicture(picture, pictureName({ ...shownView(state), focused }));
 }
 
 // ---- start ----
 
 async function start() {
-  for (const id of ["model", "model-picker", "model-name", "synthetic-banner", "sentence-form", "text", "look",
-    "presets", "prepend-bos", "sink-aware", "tokens", "token-count", "status", "error", "layer", "layer-value",
-    "counts", "grid-png", "grid-area", "grid", "map", "map-caption", "label-key", "focus", "back", "prev-head",
-    "next-head", "focus-title", "focus-png", "matrix", "matrix-wrap", "colour-bar", "pool-note", "legend", "empty",
-    "hide-labels", "experiments"]) {
-    dom[id.replace(/-(\w)/g, (_, letter) => letter.toUpperCase())] = document.getElementById(id);
-  }
+  for (const id of ELEMENT_IDS) dom[id.replace(/-(\w)/g, (_, letter) => letter.toUpperCase())] = document.getElementById(id);
   dom.banner = dom.syntheticBanner;
-  dom.focusParts = { title: dom.focusTitle, chip: byId("focus-chip"), confidence: byId("focus-confidence"),
-    runnerUp: byId("focus-runner-up"), reason: byId("focus-reason"), meaning: byId("focus-meaning"),
-    scores: byId("scores"), topTitle: byId("top-title"), topList: byId("top-keys"), canvas: dom.matrix,
-    wrap: dom.matrixWrap, tooltip: byId("tooltip") };
-  dom.focusTitle.tabIndex = -1;
+  on.bindHandlers(dom);
   drawColourBar(dom.colourBar);
-  buildLabelKey(dom.labelKey);
   dom.presets.append(...PRESETS.map((preset) => {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = preset.name;
     button.title = preset.text;
-    button.addEventListener("click", () => { state.draft = preset.text; look(); });
+    button.dataset.text = preset.text;
+    button.addEventListener("click", () => on.lookAt(preset.text));
     return button;
   }));
+  onLayout(beginFrame);
+  onLayout(layout);
   onDraw(draw);
+  onDraw(endFrame);
   listen();
-  restore(readPermalink(location.hash));
+  on.restoreView(readPermalink(location.hash), PRESETS[0].text);
   try {
-    const models = await getModels();
-    state.models = models.models;
-    if (!state.models.some((model) => model.name === state.model)) state.model = models.default;
+    const answer = await getModels();
+    Object.assign(state, { models: answer.models, glossary: glossaryOf(answer) });
+    if (!state.models.some((model) => model.name === state.model)) state.model = answer.default;
   } catch (error) {
     Object.assign(state, { status: "error", error: messageOf(error) });
   }
   if (state.status !== "error" && !state.model) Object.assign(state, { status: "empty", error: NO_MODELS });
-  if (state.status === "starting") look();
+  if (state.status === "starting") {
+    look();
+    countDraft({ now: true });
+  }
   schedule();
 }
 
 function listen() {
-  dom.sentenceForm.addEventListener("submit", (event) => { event.preventDefault(); look(); });
-  dom.text.addEventListener("input", () => { state.draft = dom.text.value; });
+  dom.sentenceForm.addEventListener("submit", (event) => { event.preventDefault(); on.lookAt(dom.text.value); });
+  dom.text.addEventListener("input", () => on.editDraft(dom.text.value));
   dom.text.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); state.draft = dom.text.value; look(); }
-  });
-  dom.model.addEventListener("change", () => { state.model = dom.model.value; look(); });
-  dom.prependBos.addEventListener("change", () => { state.prependBos = dom.prependBos.checked; look(); });
-  dom.sinkAware.addEventListener("change", () => { state.sinkAware = dom.sinkAware.checked; relabel(); });
-  dom.layer.addEventListener("input", (event) => setLayer(Number(dom.layer.value), event.timeStamp));
-  dom.back.addEventListener("click", closeFocus);
-  dom.prevHead.addEventListener("click", () => selectHead(state.head - 1));
-  dom.nextHead.addEventListener("click", () => selectHead(state.head + 1));
-  dom.gridPng.addEventListener("click", () => download(false));
-  dom.focusPng.addEventListener("click", () => download(true));
-  dom.hideLabels.addEventListener("change", () => { state.lesson.hideLabels = dom.hideLabels.checked; schedule(); });
-  dom.map.addEventListener("click", (event) => {
-    const cell = mapCellAt(dom.map, state.result, event.offsetX, event.offsetY);
-    if (!cell) return;
-    setLayer(cell.layer);
-    selectHead(cell.head, { moveFocus: false });
-  });
-  dom.matrix.addEventListener("mousemove", (event) => {
-    const cell = cellAt(dom.matrix, event.offsetX, event.offsetY);
-    if (cell && (!state.probe || cell.query !== state.probe.query || cell.key !== state.probe.key)) {
-      state.probe = cell;
-      schedule();
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      on.lookAt(dom.text.value);
     }
   });
-  dom.matrix.addEventListener("mouseleave", () => { state.probe = null; schedule(); });
-  document.addEventListener("keydown", onKey);
-  window.addEventListener("hashchange", onHashChange);
-  window.addEventListener("resize", schedule);
+  dom.model.addEventListener("change", () => on.setModel(dom.model.value));
+  dom.prependBos.addEventListener("change", () => on.setPrependBos(dom.prependBos.checked));
+  dom.sinkAware.addEventListener("change", () => on.setSinkAware(dom.sinkAware.checked));
+  dom.layer.addEventListener("input", (event) => on.setLayer(Number(dom.layer.value), event.timeStamp));
+  dom.back.addEventListener("click", on.closeFocus);
+  dom.prevHead.addEventListener("click", () => on.selectHead(state.head - 1));
+  dom.nextHead.addEventListener("click", () => on.selectHead(state.head + 1));
+  dom.gridPng.addEventListener("click", () => download(false));
+  dom.focusPng.addEventListener("click", () => download(true));
+  dom.hideLabels.addEventListener("change", () => on.setHideLabels(dom.hideLabels.checked));
+  dom.map.addEventListener("click", on.pickOnMap);
+  dom.map.addEventListener("mousemove", on.hoverMap);
+  dom.map.addEventListener("mouseleave", () => on.hoverMap(null));
+  dom.matrix.addEventListener("mousemove", on.probeAt);
+  dom.matrix.addEventListener("mouseleave", on.clearProbe);
+  document.addEventListener("keydown", on.onKey);
+  listenHistory(on.showView);
+  window.addEventListener("resize", () => schedule());
 }
 
 // ---- pure helpers ----
 
-function byId(id) {
-  return document.getElementById(id);
+/** What /api/models says beside the models: label and score meanings, the BOS token, the empty-row mass. */
+function glossaryOf({ labels, scores, bos_token: bosToken, empty_row_mass: emptyRowMass }) {
+  return { labels, scores, bos_token: bosToken, empty_row_mass: emptyRowMass };
 }
 
 start();

@@ -1,58 +1,56 @@
-/* The layer view: one thumbnail button per head (heatmap, label chip, confidence, head number), the layer's
-   label counts, and the map of every head's label across all layers. Build once per model shape; the draw
-   functions only read state. */
+/* The layer view: one thumbnail per head (heatmap, label chip, confidence, head number) and the layer's label
+   counts. buildGrid makes the thumbnails once per model shape; drawGrid and drawCounts only read state.
+   Each thumbnail keeps two empty places for feature modules: `tools` (a small control over the heatmap's empty
+   corner, outside the button, since a control inside a button is not allowed) and `note` (a second line under
+   the label, such as the head's usual job across a corpus). */
 
 import { Heatmap } from "./heatmap.js";
-import { LABEL, LABELS, paintChip } from "./labels.js";
+import { TAG_MEANINGS, confidenceText, headTag, meaningOf, paintChip, paintHeadChip } from "./labels.js";
 
 export const THUMB_MAX_CELLS = 96;  // thumbnails of longer sentences are max-pooled down to this many cells a side
-const MAP_CELL = 12;  // px per head in the all-layers map
-const MAP_GAP = 1;  // px between cells
-const HIDDEN_LABEL = "?";  // the chip text while the student predicts
+export const gridStats = { repainted: 0, ms: 0 };  // the last drawGrid: heatmaps repainted and its time (timing.js)
 
-/** One button per head in `container`; `onPick(head)` when clicked (Enter and Space click a button too). */
+/** One thumbnail per head in `container`; `onPick(head)` when its button is clicked (Enter and Space too). */
 export function buildGrid(container, nHead, onPick) {
   container.replaceChildren();
   return Array.from({ length: nHead }, (_, head) => {
-    const button = document.createElement("button");
+    const thumb = element("div", "thumb");
+    thumb.dataset.head = String(head);
+    const button = element("button", "thumb-open");
     button.type = "button";
-    button.className = "thumb";
-    button.dataset.head = String(head);
-    const canvas = document.createElement("canvas");
-    canvas.className = "thumb-map";
-    const caption = document.createElement("span");
-    caption.className = "thumb-caption";
-    const number = document.createElement("span");
-    number.className = "head-number";
-    number.textContent = `H${head}`;
-    const chip = document.createElement("span");
-    const confidence = document.createElement("span");
-    confidence.className = "confidence";
-    caption.append(chip);
-    const frame = document.createElement("span");
-    // The head number and confidence sit in the masked upper triangle, always empty, so the chip below
-    // keeps the whole width for labels as long as "previous-token".
-    frame.className = "thumb-frame";
-    frame.append(canvas, number, confidence);
-    button.append(frame, caption);
+    const canvas = element("canvas", "thumb-map");
+    const number = element("span", "head-number", `H${head}`);
+    const confidence = element("span", "confidence");
+    const wait = element("span", "thumb-wait", "loading…");
+    // The head number and confidence sit in the masked upper triangle, always empty, so the chip below keeps the
+    // whole width for labels as long as "previous-token".
+    const frame = element("span", "thumb-frame", canvas, number, confidence, wait);
+    const chip = element("span", "chip");
+    const note = element("span", "thumb-note");
+    note.dataset.slot = "thumb-note";
+    button.append(frame, element("span", "thumb-caption", chip), note);
     button.addEventListener("click", () => onPick(head));
-    container.append(button);
-    return { button, canvas, chip, confidence, heatmap: new Heatmap(canvas), painted: "" };
+    const tools = element("span", "thumb-tools");
+    tools.dataset.slot = "thumb-tools";
+    thumb.append(button, tools);
+    container.append(thumb);
+    return { thumb, button, canvas, chip, confidence, note, tools, heatmap: new Heatmap(canvas), painted: "" };
   });
 }
 
-/** Thumbnails, chips and labels of the layer; returns how many heatmaps were repainted (0 when cached). */
+/** Thumbnails, chips and labels of the layer. */
 export function drawGrid(thumbs, state) {
-  const { result, attention, layer, head: selected, sinkAware } = state;
+  const started = performance.now();
+  const { result, attention, layer, head: selected, sinkAware, glossary } = state;
   const hide = state.lesson.hideLabels;
-  const ready = attention && attention.has(layer);
+  const ready = Boolean(attention && attention.has(layer));
   const n = result ? Math.min(result.n_tokens, THUMB_MAX_CELLS) : 0;
   let repainted = 0;
   thumbs.forEach((thumb, head) => {
     const info = result && result.heads[layer] ? result.heads[layer][head] : null;
     thumb.button.tabIndex = head === selected ? 0 : -1;
-    thumb.button.classList.toggle("selected", head === selected);
-    thumb.button.classList.toggle("pending", !ready);
+    thumb.thumb.classList.toggle("selected", head === selected);
+    thumb.thumb.classList.toggle("pending", !ready);
     const key = ready ? `${state.resultId}/${layer}/${head}/${sinkAware}/${n}` : "";
     if (ready && thumb.painted !== key) {
       thumb.heatmap.data(attention.pooled(layer, head, sinkAware, n), n).max(1).draw();
@@ -60,93 +58,63 @@ export function drawGrid(thumbs, state) {
       repainted++;
     }
     if (!info) {
-      paintChip(thumb.chip, "…");
+      paintChip(thumb.chip, "hidden", "…");
       thumb.confidence.textContent = "";
       thumb.button.setAttribute("aria-label", `head ${head}`);
       return;
     }
-    paintChip(thumb.chip, hide ? HIDDEN_LABEL : info.label);
-    thumb.confidence.textContent = hide ? "" : percent(info.confidence);
+    const tag = headTag(info, result, glossary);
+    paintHeadChip(thumb.chip, tag, hide);
+    thumb.thumb.dataset.tag = hide ? "" : tag.tag ? tag.name : "";
+    thumb.confidence.textContent = hide ? "" : confidenceText(tag);
+    const described = tag.confidence === null ? tag.name : `${tag.name}, confidence ${confidenceText(tag)}`;
     thumb.button.setAttribute("aria-label", hide ? `layer ${layer} head ${head}; label hidden`
-      : `layer ${layer} head ${head}: ${info.label}, confidence ${percent(info.confidence)}. Enter to study it`);
+      : `layer ${layer} head ${head}: ${described}.${ready ? "" : " Its attention is loading."} Enter to study it`);
   });
-  return repainted;
+  gridStats.repainted = repainted;
+  gridStats.ms = performance.now() - started;
 }
 
-/** "3 broadcaster · 2 previous-token · …" for the layer, every label with at least one head. */
-export function drawCounts(container, result, layer, hide) {
-  if (!result) {
-    container.replaceChildren();
-    return;
-  }
-  if (hide) {
-    container.replaceChildren(text("span", "muted", "Labels hidden while you predict."));
-    return;
-  }
-  const counts = result.layers[layer].counts;
-  const chips = LABELS.filter(({ name }) => counts[name] > 0).map(({ name }) => {
-    const chip = document.createElement("span");
-    paintChip(chip, name);
-    chip.textContent = `${counts[name]} ${name}`;
-    return chip;
-  });
-  container.replaceChildren(text("span", "muted", `Layer ${layer}:`), ...chips);
+/** One chip per label (the server's, in its order, and the page's tags), made once per glossary. */
+export function buildCounts(container, glossary) {
+  const names = [...glossary.labels.map(({ name }) => name), ...Object.keys(TAG_MEANINGS)];
+  const lead = element("span", "muted");
+  const chips = Object.fromEntries(names.map((name) => {
+    const chip = element("span", "chip");
+    chip.dataset.label = name;
+    return [name, chip];
+  }));
+  container.replaceChildren(lead, ...Object.values(chips));
+  return { lead, chips };
 }
 
-/** Every head of every layer as a cell coloured by its label: the whole model at a glance. */
-export function drawMap(canvas, caption, result, layer, head, hide) {
-  caption.textContent = result ? `one row per layer, 0 at the top to ${result.n_layer - 1}; click a head` : "";
-  if (!result) {
-    canvas.width = canvas.height = 0;
-    return;
-  }
-  const { n_layer: nLayer, n_head: nHead } = result;
-  const step = MAP_CELL + MAP_GAP;
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round((nHead * step + MAP_GAP) * dpr);
-  canvas.height = Math.round((nLayer * step + MAP_GAP) * dpr);
-  canvas.style.width = `${nHead * step + MAP_GAP}px`;
-  canvas.style.height = `${nLayer * step + MAP_GAP}px`;
-  const context = canvas.getContext("2d");
-  context.setTransform(dpr, 0, 0, dpr, 0, 0);
-  context.fillStyle = "#b8b8c0";  // the gaps: a pale "mixed" cell still has an edge
-  context.fillRect(0, 0, canvas.width, canvas.height);
-  for (let l = 0; l < nLayer; l++) {
-    for (let h = 0; h < nHead; h++) {
-      context.fillStyle = hide ? "#ccc" : LABEL[result.heads[l][h].label].colour;
-      context.fillRect(MAP_GAP + h * step, MAP_GAP + l * step, MAP_CELL, MAP_CELL);
+/** "Layer 3: 3 broadcaster · 2 previous-token · …", every label with at least one head. */
+export function drawCounts(counts, state) {
+  const { result, layer, glossary } = state;
+  const hide = state.lesson.hideLabels;
+  counts.lead.textContent = !result ? "" : hide ? "Labels hidden while you predict." : `Layer ${layer}:`;
+  const tally = {};
+  if (result && !hide) {
+    for (const info of result.heads[layer]) {
+      const tag = headTag(info, result, glossary);
+      tally[tag.name] = (tally[tag.name] || 0) + 1;
     }
   }
-  context.strokeStyle = "#000";
-  context.lineWidth = 2;
-  context.strokeRect(1, MAP_GAP + layer * step - 0.5 * MAP_GAP, nHead * step - 1, step);
-  context.strokeStyle = "#d00";
-  context.strokeRect(MAP_GAP + head * step - 1, MAP_GAP + layer * step - 1, MAP_CELL + 2, MAP_CELL + 2);
-  const summary = hide ? "labels hidden while you predict" : result.layers
-    .map((entry, l) => `layer ${l}: ${LABELS.filter(({ name }) => entry.counts[name]).map(({ name }) =>
-      `${entry.counts[name]} ${name}`).join(", ")}`).join("; ");
-  canvas.setAttribute("aria-label", `Labels of all heads, one row per layer. ${summary}`);
-}
-
-/** The head under a click on the map, or null. */
-export function mapCellAt(canvas, result, offsetX, offsetY) {
-  if (!result) return null;
-  const step = MAP_CELL + MAP_GAP;
-  const layer = Math.floor((offsetY - MAP_GAP) / step);
-  const head = Math.floor((offsetX - MAP_GAP) / step);
-  if (layer < 0 || head < 0 || layer >= result.n_layer || head >= result.n_head) return null;
-  return { layer, head };
+  for (const [name, chip] of Object.entries(counts.chips)) {
+    chip.hidden = !tally[name];
+    if (!tally[name]) {
+      chip.textContent = "";
+      continue;
+    }
+    paintChip(chip, name, `${tally[name]} ${name}`, meaningOf(glossary, name));
+  }
 }
 
 // ---- pure helpers ----
 
-function percent(value) {
-  return `${Math.round(value * 100)}%`;
-}
-
-function text(tag, className, content) {
+function element(tag, className, ...children) {
   const node = document.createElement(tag);
-  node.className = className;
-  node.textContent = content;
+  if (className) node.className = className;
+  node.append(...children);
   return node;
 }

@@ -1,30 +1,41 @@
 /* The view in the URL: #text=…&model=…&layer=3&head=5&bos=1&sink=1. The hash, not the query string, so a
-   shared sentence never reaches a server log. `head` is present only while a head is focused. */
+   shared sentence never reaches a server log. `head` is present only while a head is focused. Each field is
+   data; a feature module with something to share (knocked-out heads, say) adds its own with addPermalinkField.
+   Pure (tests/js/permalink.test.mjs). */
+
+const FIELDS = [
+  { param: "text", read: (value, view) => { if (value !== null) view.text = value; },
+    write: (view) => view.text },
+  { param: "model", read: (value, view) => { if (value) view.model = value; }, write: (view) => view.model || null },
+  { param: "layer", read: (value, view) => { if (wholeNumber(value) !== null) view.layer = wholeNumber(value); },
+    write: (view) => String(view.layer) },
+  { param: "head", read: (value, view) => {
+    view.focused = wholeNumber(value) !== null;
+    if (view.focused) view.head = wholeNumber(value);
+  }, write: (view) => (view.focused ? String(view.head) : null) },
+  { param: "bos", read: (value, view) => { view.prependBos = value === "1"; }, write: (view) => flag(view.prependBos) },
+  { param: "sink", read: (value, view) => { view.sinkAware = value === "1"; }, write: (view) => flag(view.sinkAware) },
+];
+
+/** Add a field: {param, read(value or null, view) sets the view's fields, write(view) → string or null}. */
+export function addPermalinkField(field) {
+  FIELDS.push(field);
+}
 
 export function readPermalink(hash) {
   const params = new URLSearchParams(hash.replace(/^#/, ""));
   const view = {};
-  if (params.has("text")) view.text = params.get("text");
-  if (params.get("model")) view.model = params.get("model");
-  const layer = wholeNumber(params.get("layer"));
-  if (layer !== null) view.layer = layer;
-  const head = wholeNumber(params.get("head"));
-  if (head !== null) view.head = head;
-  view.focused = head !== null;
-  view.prependBos = params.get("bos") === "1";
-  view.sinkAware = params.get("sink") === "1";
+  for (const field of FIELDS) field.read(params.get(field.param), view);
   return view;
 }
 
 /** The hash for a view; reading it back with readPermalink gives the same fields. */
-export function permalinkHash({ text, model, layer, head, focused, prependBos, sinkAware }) {
+export function permalinkHash(view) {
   const params = new URLSearchParams();
-  params.set("text", text);
-  if (model) params.set("model", model);
-  params.set("layer", String(layer));
-  if (focused) params.set("head", String(head));
-  if (prependBos) params.set("bos", "1");
-  if (sinkAware) params.set("sink", "1");
+  for (const field of FIELDS) {
+    const value = field.write(view);
+    if (value !== null && value !== undefined) params.set(field.param, value);
+  }
   return `#${params.toString()}`;
 }
 
@@ -32,4 +43,8 @@ export function permalinkHash({ text, model, layer, head, focused, prependBos, s
 
 function wholeNumber(value) {
   return value !== null && /^\d{1,4}$/.test(value) ? Number(value) : null;
+}
+
+function flag(on) {
+  return on ? "1" : null;
 }

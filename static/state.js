@@ -1,117 +1,74 @@
-/* The page's one `state` object, the scheduling of draws, and the requests that fill `state.result` and
-   `state.attention`. Handlers change state and call schedule(); the draw registered with onDraw runs once
-   per animation frame and only reads state. */
-
-import { AttentionStore } from "./attention.js";
-import { ApiError, getAttention } from "./api.js";
+/* The page's one `state` object and its frame. Handlers change state and call schedule(); once per animation
+   frame the layout functions build whatever structure the state's shape needs (a thumbnail per head, a card per
+   experiment), then the draw functions update the page from state and only read it. Feature modules add their
+   own with onLayout/onDraw. The test flag `data-ready` is written here and nowhere else. */
 
 export const state = {
+  glossary: null,  // from /api/models: labels and scores with their meanings, bos_token, empty_row_mass
   models: [],  // /api/models entries
   model: null,  // the chosen model's name
   draft: "",  // what the sentence box holds
-  text: "",  // the sentence shown (or being computed)
   prependBos: false,
   sinkAware: false,
   layer: 0,
   head: 0,  // the selected head; studied when `focused`
   focused: false,
   probe: null,  // {query, key}: the cell under the pointer or the keyboard cursor in the focused view
+  mapHover: null,  // {layer, head} under the pointer on the all-layers map
+  mapMode: "sentence",  // which of the map's modes draws it (map.js)
   status: "starting",  // starting | loading | relabelling | ready | error | empty
   error: "",
-  result: null,  // the /api/attention answer (tokens, labels), without its packed numbers
+  result: null,  // the /api/attention answer (tokens, labels), without its packed numbers; + request
   resultId: 0,  // changes whenever `attention` does
   attention: null,  // AttentionStore of the layers fetched so far
+  count: { key: "", nTokens: null, maxTokens: null, error: "", pending: false },  // the draft's live token count
   lesson: { predictions: {}, revealed: {}, hideLabels: false },
 };
 
-let drawPending = false;
-let drawFunction = () => {};
-let inflight = null;  // AbortController of the request that will replace `result`
-const layerRequests = new Map();  // layer -> promise, for long sentences fetched one layer at a time
+const layouts = [];
+const drawers = [];
+const readyChecks = [];  // functions that say whether their part of the page has settled
+const afterFrame = [];  // one-off callbacks for the end of the next frame (moving keyboard focus, say)
+let framePending = false;
+
+export function onLayout(layout) {
+  layouts.push(layout);
+}
 
 export function onDraw(draw) {
-  drawFunction = draw;
+  drawers.push(draw);
 }
 
-export function schedule() {
-  document.body.dataset.ready = "false";  // until the draw this asks for has painted (tests wait on it)
-  if (drawPending) return;
-  drawPending = true;
-  requestAnimationFrame(() => {
-    drawPending = false;
-    drawFunction(state);
-  });
+export function onReadyCheck(check) {
+  readyChecks.push(check);
 }
 
-// ---- requests: change state, then schedule() ----
-
-export async function look() {
-  inflight?.abort();
-  const controller = (inflight = new AbortController());
-  const request = { text: state.draft, model: state.model, prepend_bos: state.prependBos };
-  const sameSentence = state.result && state.result.request.text === request.text &&
-    state.result.request.model === request.model;
-  state.text = request.text;
-  state.status = "loading";
-  state.probe = null;
-  schedule();
-  try {
-    const answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "packed" }, controller.signal);
-    const attention = new AttentionStore(answer.n_head, answer.n_tokens);
-    if (answer.attention_packed) attention.add(answer.attention_packed, answer.attention_layers);
-    delete answer.attention_packed;
-    answer.request = request;  // what later per-layer and relabelling requests must repeat (answer.model is the
-    // manifest's name, which need not be the folder name the server knows the model by)
-    Object.assign(state, { result: answer, attention, resultId: state.resultId + 1, status: "ready" });
-    layerRequests.clear();
-    if (!sameSentence) state.lesson.revealed = {};
-    state.layer = clamp(state.layer, 0, answer.n_layer - 1);
-    state.head = clamp(state.head, 0, answer.n_head - 1);
-    fetchLayer(state.layer);
-  } catch (error) {
-    if (error.name === "AbortError") return;
-    Object.assign(state, { status: "error", error: messageOf(error), result: null, attention: null, focused: false });
-  } finally {
-    if (inflight === controller) inflight = null;
-  }
-  schedule();
+/** Ask for a frame; `then` runs after it has drawn (the DOM then matches the state). */
+export function schedule(then) {
+  if (then) afterFrame.push(then);
+  writeReady(false);
+  if (framePending) return;
+  framePending = true;
+  requestAnimationFrame(frame);
 }
 
-/** The sink toggle changes only the labels; the matrices are renormalised here, so fetch the summary. */
-export async function relabel() {
-  const request = state.result && state.result.request;
-  const unchanged = request && request.text === state.draft && request.model === state.model &&
-    request.prepend_bos === state.prependBos;
-  if (!unchanged || inflight) return look();
-  const controller = (inflight = new AbortController());
-  state.status = "relabelling";
-  schedule();
-  try {
-    const answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "summary" },
-      controller.signal);
-    state.result = { ...state.result, heads: answer.heads, layers: answer.layers, sink_aware: answer.sink_aware };
-    state.status = "ready";
-  } catch (error) {
-    if (error.name === "AbortError") return;
-    Object.assign(state, { status: "error", error: messageOf(error) });
-  } finally {
-    if (inflight === controller) inflight = null;
-  }
-  schedule();
+/** Re-check whether the page has settled, after something outside a frame finished (a URL written). */
+export function updateReady() {
+  if (!framePending) writeReady(readyChecks.every((check) => check(state)));
 }
 
-/** Long sentences come without attention; fetch the layer on show, once. */
-export function fetchLayer(layer) {
-  const { result, attention } = state;
-  if (!result || !result.attention_per_layer || attention.has(layer) || layerRequests.has(layer)) return;
-  const request = getAttention({ ...result.request, sink_aware: state.sinkAware, format: "packed", layer });
-  layerRequests.set(layer, request);
-  request.then((answer) => {
-    if (state.attention === attention) attention.add(answer.attention_packed, answer.attention_layers);
-  }).catch((error) => {
-    layerRequests.delete(layer);
-    if (state.attention === attention) Object.assign(state, { status: "error", error: messageOf(error) });
-  }).finally(schedule);
+function frame() {
+  framePending = false;
+  for (const layout of layouts) layout(state);
+  for (const draw of drawers) draw(state);
+  for (const callback of afterFrame.splice(0)) callback();
+  updateReady();
+}
+
+/** `data-ready` is "true" once the view matches the state and nothing is on its way: what tests wait for. */
+function writeReady(ready) {
+  const value = String(ready);
+  if (document.body.dataset.ready !== value) document.body.dataset.ready = value;
 }
 
 // ---- pure helpers ----
@@ -120,8 +77,12 @@ export function clamp(value, low, high) {
   return Math.min(high, Math.max(low, value));
 }
 
-export function messageOf(error) {
-  if (error instanceof ApiError) return error.message;
-  console.error(error);  // a bug in the page, not the user's doing: keep the details for whoever debugs it
-  return "something went wrong in the page; reload and try again";
+/** The model entry of `state.model`, or null. */
+export function currentModel({ models, model }) {
+  return models.find((entry) => entry.name === model) || null;
+}
+
+/** Whether the sentence box holds something other than the sentence shown. */
+export function isStale({ result, draft }) {
+  return Boolean(result) && draft !== result.request.text;
 }

@@ -1,29 +1,27 @@
-/* Drawing the page around the heads: model picker and synthetic banner, the sentence box and its token
-   chips, status and error lines, the layer bar and legend. Every function here only reads state. */
+/* Drawing the page around the heads: the model picker and synthetic banner, the sentence box with its live
+   token count, the presets, the token chips, the status and error lines, the layer bar, the legend and the
+   label key. build* functions make structure when its shape changes; draw* functions only read state. */
 
 import { visibleToken } from "./attention.js";
-import { LABELS } from "./labels.js";
+import { count, plural } from "./format.js";
+import { SCORED_FROM_TOKENS, TAG_MEANINGS, TOO_SHORT, headTag, paintChip } from "./labels.js";
 import { THUMB_MAX_CELLS } from "./grid.js";
+import { currentModel, isStale } from "./state.js";
+import { bytesOf, characterPieces } from "./tokens.js";
 
-const BOS_TOKEN = "<|endoftext|>";
-const STATUS_TEXT = {
-  starting: "Loading the models…",
-  loading: "Computing every head's attention…",
-  relabelling: "Labelling the heads again…",
-  layer: "Fetching this layer's attention…",
-};
+const LONG_TOKENS = 256;  // from here a sentence takes seconds, and the status says so
+
+/** One option per model, made once the models are known. */
+export function buildModels(select, models) {
+  select.replaceChildren(...models.map((model) => {
+    const option = new Option(model.error ? `${model.name} (unavailable)` : modelTitle(model), model.name);
+    option.disabled = Boolean(model.error);
+    if (model.error) option.title = model.error;
+    return option;
+  }));
+}
 
 export function drawModels(elements, state) {
-  const names = state.models.map((model) => model.name).join("\n");
-  if (elements.model.dataset.names !== names) {
-    elements.model.replaceChildren(...state.models.map((model) => {
-      const option = new Option(model.error ? `${model.name} (unavailable)` : modelTitle(model), model.name);
-      option.disabled = Boolean(model.error);
-      if (model.error) option.title = model.error;
-      return option;
-    }));
-    elements.model.dataset.names = names;
-  }
   if (state.model && elements.model.value !== state.model) elements.model.value = state.model;
   elements.modelPicker.hidden = state.models.length < 2;
   const current = currentModel(state);
@@ -41,20 +39,37 @@ export function drawSentence(elements, state) {
   elements.prependBos.checked = state.prependBos;
   elements.sinkAware.checked = state.sinkAware;
   elements.look.disabled = state.status === "starting";
-  const layerPending = state.result && state.attention && !state.attention.has(state.layer);
-  const busy = STATUS_TEXT[state.status] || (layerPending && state.status === "ready" ? STATUS_TEXT.layer : "");
-  elements.status.textContent = busy;
+  const stale = isStale(state) && state.status !== "loading";
+  elements.text.classList.toggle("edited", stale);
+  elements.status.textContent = statusText(state, stale);
+  elements.status.classList.toggle("stale", stale && !busyText(state));
   elements.error.hidden = state.status !== "error";
   elements.error.textContent = state.status === "error" ? state.error : "";
   document.body.dataset.status = state.status;
-
-  const tokens = state.result ? state.result.tokens : [];
-  const key = state.result ? String(state.resultId) : "";
-  if (elements.tokens.dataset.key !== key) {
-    elements.tokens.replaceChildren(...tokens.map((token, index) => tokenChip(token, index, state.result.ids[index])));
-    elements.tokens.dataset.key = key;
+  document.body.classList.toggle("stale", stale);
+  drawCount(elements.draftCount, state.count);
+  const shown = state.result ? state.result.request.text : null;
+  for (const button of elements.presets.children) {
+    const active = button.dataset.text === shown;
+    button.setAttribute("aria-pressed", String(active));
   }
-  elements.tokenCount.textContent = state.result ? `${tokens.length} token${tokens.length === 1 ? "" : "s"}:` : "";
+}
+
+/** The chips of the sentence shown, made once per result: special tokens and the pieces of split characters
+ *  look different and say what they are. */
+export function buildTokens(elements, result, glossary) {
+  const pieces = characterPieces(result.tokens, result.offsets, result.request.text);
+  elements.tokens.replaceChildren(...result.tokens.map((token, index) =>
+    tokenChip(token, index, result.ids[index], pieces[index], glossary.bos_token)));
+  elements.fragmentNote.hidden = !pieces.some(Boolean);
+}
+
+export function drawTokens(elements, state) {
+  const { result } = state;
+  elements.tokens.hidden = !result;
+  elements.tokens.classList.toggle("stale", isStale(state));
+  elements.tokenCount.textContent = result ? `${plural(result.n_tokens, "token")}:` : "";
+  if (!result) elements.fragmentNote.hidden = true;
 }
 
 export function drawLayerBar(elements, state, nLayer) {
@@ -65,12 +80,22 @@ export function drawLayerBar(elements, state, nLayer) {
   elements.layerValue.textContent = `${state.layer} / ${nLayer - 1}`;
   slider.setAttribute("aria-valuetext", `layer ${state.layer} of ${nLayer - 1}`);
   const long = state.result && state.result.n_tokens > THUMB_MAX_CELLS;
-  const notes = [
-    state.sinkAware && "first column hidden, each row renormalised over the rest",
-    long && `${state.result.n_tokens} tokens: each thumbnail pixel shows the largest value of a block of cells; ` +
-      "study a head to see every cell",
-  ].filter(Boolean);
-  elements.poolNote.textContent = notes.map((note) => `· ${note}`).join(" ");
+  const sinkAware = Boolean(state.result && state.result.sink_aware);
+  elements.poolNote.textContent = long ? `· ${state.result.n_tokens} tokens: each thumbnail pixel shows the largest ` +
+    "value of a block of cells; study a head to see every cell" : "";
+  elements.setAsideKey.hidden = !sinkAware;
+  elements.emptyRowKey.hidden = !sinkAware;
+}
+
+/** Above the grid: why a sentence's heads carry no label at all. */
+export function drawGridNote(element, state) {
+  const { result, glossary } = state;
+  const tooShort = Boolean(result) && result.heads.every((layer) => layer.every((info) =>
+    headTag(info, result, glossary).name === TOO_SHORT));
+  element.hidden = !tooShort;
+  element.textContent = tooShort ? `No head can be labelled yet: ${result.heads[0][0].reason}. A head needs ` +
+    `${SCORED_FROM_TOKENS} tokens before the first, the previous and the current token are three different ` +
+    "tokens; type a longer sentence." : "";
 }
 
 export function drawEmpty(elements, state) {
@@ -80,30 +105,55 @@ export function drawEmpty(elements, state) {
     : "Nothing to show yet: fix the problem above and press Look.";
 }
 
-/** The glossary under the map: every label, its colour and one sentence. Built once. */
-export function buildLabelKey(list) {
-  list.replaceChildren(...LABELS.map(({ name, colour, meaning }) => {
+/** The glossary under the map: every label (the server's, then the page's tags) as its chip, with its meaning. */
+export function buildLabelKey(list, glossary) {
+  const entries = [...glossary.labels, ...Object.entries(TAG_MEANINGS).map(([name, meaning]) => ({ name, meaning }))];
+  list.replaceChildren(...entries.map(({ name, meaning }) => {
     const item = document.createElement("li");
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.backgroundColor = colour;
-    const term = document.createElement("strong");
-    term.textContent = name;
-    item.append(swatch, term);
+    const chip = document.createElement("span");
+    paintChip(chip, name, name, meaning);
+    item.append(chip);
     item.title = meaning;
     return item;
   }));
 }
 
-export function currentModel(state) {
-  return state.models.find((model) => model.name === state.model) || null;
-}
-
 // ---- pure helpers ----
 
-function tokenChip(token, index, id) {
+function statusText(state, stale) {
+  const busy = busyText(state);
+  if (busy) return busy;
+  return stale ? "Edited: the heads below still show the sentence before. Press Look (or Enter) to see yours." : "";
+}
+
+function busyText({ status, result, attention, layer, count: draftCount }) {
+  if (status === "starting") return "Loading the models…";
+  if (status === "relabelling") return "Labelling the heads again…";
+  if (status === "loading") {
+    const n = draftCount.nTokens;
+    if (!n) return "Computing every head's attention…";
+    return `Computing every head's attention for ${plural(n, "token")}…${n > LONG_TOKENS ? " A sentence this long " +
+      "takes a few seconds." : ""}`;
+  }
+  if (status === "ready" && result && attention && !attention.has(layer)) {
+    return `Fetching layer ${layer}'s attention: a sentence of ${count(result.n_tokens)} tokens comes one layer at a time…`;
+  }
+  return "";
+}
+
+function drawCount(element, { nTokens, maxTokens, error, pending }) {
+  const over = nTokens !== null && maxTokens !== null && nTokens > maxTokens;
+  element.classList.toggle("over", over || Boolean(error));
+  element.classList.toggle("pending", pending);
+  if (error) element.textContent = error;
+  else if (nTokens === null) element.textContent = "";
+  else if (over) element.textContent = `${count(nTokens)} tokens: this model reads at most ${count(maxTokens)}`;
+  else element.textContent = `${count(nTokens)} of ${count(maxTokens)} tokens`;
+}
+
+function tokenChip(token, index, id, piece, bosToken) {
   const item = document.createElement("li");
-  item.className = token === BOS_TOKEN ? "token special" : "token";
+  item.className = token === bosToken ? "token special" : piece ? "token fragment" : "token";
   const leading = token.match(/^ */)[0].length;
   if (leading) {
     const mark = document.createElement("span");
@@ -114,6 +164,12 @@ function tokenChip(token, index, id) {
   }
   item.append(visibleToken(token.slice(leading)));
   item.title = `token ${index} · id ${id}`;
+  if (token === bosToken) item.title += " · the document-boundary token, prepended";
+  if (piece) {
+    const bytes = bytesOf(token);
+    item.title += ` · piece ${piece.piece} of ${piece.pieces} of “${piece.character}”` +
+      (bytes ? ` (its bytes ${bytes})` : "");
+  }
   return item;
 }
 

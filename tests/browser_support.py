@@ -56,9 +56,9 @@ class LiveServer:
         self.close()
         raise RuntimeError(f"the server did not answer /healthz in {SERVER_START_TIMEOUT} s:\n{log_path.read_text()}")
 
-    def api(self, **payload) -> tuple[int, dict]:
-        """POST /api/attention; (status, parsed body) for successes and errors alike."""
-        request = urllib.request.Request(f"{self.url}/api/attention", data=json.dumps(payload).encode(),
+    def api(self, endpoint: str = "/api/attention", **payload) -> tuple[int, dict]:
+        """POST `endpoint`; (status, parsed body) for successes and errors alike."""
+        request = urllib.request.Request(f"{self.url}{endpoint}", data=json.dumps(payload).encode(),
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,26 @@ GPT2_TOKENIZER = SHARED_TOKENIZER if SHARED_TOKENIZER.is_dir() else VENDORED_TOK
 TINY_POSITIONS = 40  # small so T = the model's limit is quick to test
 TROPHY = "The trophy doesn't fit in the suitcase because it is too big."
 TROPHY_IDS = [464, 16383, 1595, 470, 4197, 287, 262, 45391, 780, 340, 318, 1165, 1263, 13]
+
+
+class CountedSlot:
+    """The app's long-sentence semaphore, counting the requests that reached it (before waiting for it)."""
+
+    def __init__(self, slot):
+        self.slot, self.reached, self.changed = slot, 0, threading.Condition()
+
+    def __enter__(self):
+        with self.changed:
+            self.reached += 1
+            self.changed.notify_all()
+        return self.slot.__enter__()
+
+    def __exit__(self, *exc):
+        return self.slot.__exit__(*exc)
+
+    def wait_until_reached(self, count: int, timeout: float = 60) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.reached >= count, timeout)
 
 
 def run_export(*args, env=None, check=True, timeout=600) -> subprocess.CompletedProcess:
@@ -83,7 +104,7 @@ def demo_model(tmp_path_factory) -> Path:
 def demo_int8_model(tmp_path_factory) -> Path:
     """The planted-heads model exported with --int8."""
     models = tmp_path_factory.mktemp("models")
-    run_export("--demo", "--int8", "--name", "demo-int8", "--models-dir", models)
+    run_export("--demo", "--int8", "--name", "demo-int8", "--models-dir", models, "--no-atlas")  # no test reads its atlas
     return models / "demo-int8"
 
 

@@ -150,16 +150,38 @@ class ServerProcess:
 def accepted_by(pid: int, connection: socket.socket) -> bool:
     """Whether process `pid` holds the server end of `connection`, i.e. has accepted it (Linux /proc)."""
     client_port, server_port = connection.getsockname()[1], connection.getpeername()[1]
+    return any(link_target(fd) in tcp_sockets(server_port, client_port) for fd in process_fds(pid))
+
+
+def stopped_accepting(pid: int, port: int) -> bool:
+    """Whether gunicorn worker `pid` no longer waits for new connections on `port`: its gthread loop has seen
+    SIGTERM and taken the listening socket out of its epoll set (Linux /proc: the epoll fd's `tfd:` lines)."""
+    listening = {fd.name for fd in process_fds(pid) if link_target(fd) in tcp_sockets(port, 0)}
+    watched = set()
+    for fd in process_fds(pid):
+        if link_target(fd) == "anon_inode:[eventpoll]":
+            info = (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text()
+            watched |= {line.split()[1] for line in info.splitlines() if line.startswith("tfd:")}
+    return bool(listening) and not listening & watched
+
+
+def tcp_sockets(local_port: int, remote_port: int) -> set[str]:
+    """The fd link targets ("socket:[inode]") of this machine's TCP sockets between the two ports (remote 0: a
+    listening socket)."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        local_port, remote_port = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
-        if (local_port, remote_port) == (server_port, client_port) and fields[9] != "0":
+        if (int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)) == (local_port, remote_port) \
+                and fields[9] != "0":
             inodes.add(f"socket:[{fields[9]}]")
+    return inodes
+
+
+def process_fds(pid: int) -> list[Path]:
     try:
-        return any(link_target(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return False
+        return list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # the process is gone
+        return []
 
 
 def link_target(path: Path) -> str:

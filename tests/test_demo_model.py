@@ -15,7 +15,7 @@ import torch
 
 from conftest import TROPHY_IDS
 from twelve_heads.export.demo import (COPY_HEAD, COUNT_HEAD, LONG_RANGE_FALLBACK_KEY, LONG_RANGE_OFFSET, LOCAL_OFFSETS,
-                         N_POSITIONS, ROLES, build_planted_checkpoint)
+                         N_POSITIONS, PREDICT_HEAD, ROLES, build_planted_checkpoint)
 from twelve_heads.errors import HeadsError
 
 BOS = 50256  # <|endoftext|>
@@ -188,14 +188,14 @@ def test_layer_0_head_0_differs_from_layer_11_head_7_and_layer_11_has_a_long_ran
     assert "long-range" in [role[11, head] for head in range(12)]
 
 
-def test_only_the_counting_and_copying_heads_write_and_every_mlp_is_zero(checkpoint):
+def test_only_the_counting_copying_and_predicting_heads_write_and_every_mlp_is_zero(checkpoint):
     from safetensors.numpy import load_file
     weights = load_file(checkpoint[0] / "model.safetensors")
     for layer in range(12):
         assert not weights[f"h.{layer}.mlp.c_fc.weight"].any() and not weights[f"h.{layer}.mlp.c_proj.weight"].any()
         rows = np.abs(weights[f"h.{layer}.attn.c_proj.weight"]).reshape(12, 64, 768).sum(axis=(1, 2))  # per head
         writers = {head for head in range(12) if rows[head] > 0}
-        assert writers == {head for writer_layer, head in (COUNT_HEAD, COPY_HEAD) if writer_layer == layer}
+        assert writers == {head for writer_layer, head in (COUNT_HEAD, COPY_HEAD, PREDICT_HEAD) if writer_layer == layer}
 
 
 def test_two_builds_write_identical_files(checkpoint, scratch):

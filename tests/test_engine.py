@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY_POSITIONS, TROPHY
-from twelve_heads.modeldir import checksums, file_sha256
+from twelve_heads.modeldir import checksums
 from twelve_heads.server.engine import Engine
 from twelve_heads.errors import InputError, ModelError
 
@@ -104,7 +104,8 @@ def long_text(n_words):
     (["a"], '"text" must be a string, not a list'),
     (long_text(TINY_POSITIONS + 1), f"the sentence has {TINY_POSITIONS + 1:,} tokens; this model reads at most "
                                     f"{TINY_POSITIONS:,}. Shorten it"),
-    ("a" * 20_001, "the text has 20,001 characters; the limit is 20,000. Shorten it"),
+    ("a" * 20_001, f"the text has 20,001 characters; this model reads at most {TINY_POSITIONS} tokens (about 200 "
+                    "characters of English). Shorten it"),
     ("ok \ud800 then", "the text has an invalid character at position 3 (a lone surrogate); remove it"),
 ], ids=["empty", "whitespace", "none", "int", "list", "too-many-tokens", "too-many-chars", "lone-surrogate"])
 def test_attend_rejects_bad_text_with_a_message(tiny_model, text, message):

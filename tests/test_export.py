@@ -16,10 +16,11 @@ from transformers import BertConfig, GPT2Model
 
 from conftest import (GPT2_TOKENIZER, REPO, TINY_POSITIONS, TROPHY, TROPHY_IDS, offline_hub_env, run_export,
                       save_random_gpt2)
-from twelve_heads.modeldir import checksums, file_sha256
+from twelve_heads.modeldir import file_sha256
 from twelve_heads.server.engine import Engine
 
 PARITY_ATOL = 1e-5
+MODEL_FILES = ["atlas.json", "embedding.bin", "manifest.json", "model.onnx", "predict.onnx", "tokenizer.json"]
 
 
 def text_of_length(engine: Engine, n_tokens: int) -> str:
@@ -70,17 +71,19 @@ def test_manifest_describes_the_model(tiny_model):
         "synthetic": False}
     assert manifest["files"]["model.onnx"] == file_sha256(tiny_model / "model.onnx")
     assert manifest["files"]["tokenizer.json"] == file_sha256(tiny_model / "tokenizer.json")
+    assert manifest["files"]["atlas.json"] == file_sha256(tiny_model / "atlas.json")
     assert manifest["bos_token_id"] == 50256
     assert {"torch", "transformers", "optimum-onnx", "onnxruntime"} <= set(manifest["versions"])
     assert manifest["validation"]["max_abs_diff"] <= 1e-4
-    assert sorted(p.name for p in tiny_model.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in tiny_model.iterdir()) == MODEL_FILES
 
 
 def test_graph_has_nothing_after_the_last_attention(tiny_model):
-    """The last MLP and final LayerNorm cannot change any attention probability: the graph omits them."""
+    """The last MLP and final LayerNorm cannot change any attention probability: the graph omits them (they are
+    in predict.onnx, which starts from the residual stream entering the last block)."""
     import onnx
     graph = onnx.load(str(tiny_model / "model.onnx")).graph
-    assert [output.name for output in graph.output] == ["attentions.0", "attentions.1"]
+    assert [output.name for output in graph.output] == ["attentions.0", "attentions.1", "residual"]
     ops = [node.op_type for node in graph.node]
     # 2 layers: ln_1 ×2 + ln_2 of layer 0 only (no ln_2 in layer 1, no ln_f); one GELU (tanh) for layer 0's MLP.
     assert ops.count("LayerNormalization") == 3
@@ -134,7 +137,7 @@ def test_reexport_replaces_a_model_with_a_complete_one(tmp_path, tiny_model, tin
     shutil.copytree(tiny_model, models / "tiny")
     (models / "tiny" / "stale-file").write_text("from the old export")
     run_export(tiny_checkpoint, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
-    assert sorted(p.name for p in (models / "tiny").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in (models / "tiny").iterdir()) == MODEL_FILES
     assert [p.name for p in models.iterdir()] == ["tiny"]
 
 
@@ -160,7 +163,7 @@ def test_export_errors_say_what_to_do(tmp_path, make_source, message):
     assert result.returncode == 2
     assert message.format(tmp=tmp_path) in result.stderr
     assert "Traceback" not in result.stderr
-    assert not any((tmp_path / "models").glob("*")) if (tmp_path / "models").exists() else True
+    assert list((tmp_path / "models").iterdir()) == []  # no model, and no build directory (hidden ones too)
 
 
 def test_checkpoint_without_tokenizer_asks_for_one(tmp_path, tiny_checkpoint):
@@ -198,7 +201,7 @@ def test_int8_export_quantizes_every_projection_and_reports_its_error(tmp_path, 
     difference = np.abs(int8 - fp32)
     assert 0 < difference.max() < 0.05 and difference.mean() < 0.005
     assert 0 < quantization["attention_error_vs_fp32"]["max_abs"] < 0.05
-    assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == MODEL_FILES
 
 
 def test_an_export_killed_between_its_two_renames_gives_the_old_model_back(tmp_path, tiny_model, tiny_checkpoint):
@@ -250,7 +253,8 @@ def test_each_attention_output_is_written_by_its_softmax_not_copied_by_a_cast(ti
     import onnx
     graph = onnx.load(str(tiny_model / "model.onnx")).graph
     producers = {output: node.op_type for node in graph.node for output in node.output}
-    assert [producers[output.name] for output in graph.output] == ["Softmax"] * len(graph.output)
+    attentions = [output.name for output in graph.output if output.name.startswith("attentions.")]
+    assert [producers[name] for name in attentions] == ["Softmax"] * 2
     assert json.loads((tiny_model / "manifest.json").read_text())["graph_rewrites"]["identity_casts_dropped"] > 0
 
 

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from conftest import GPT2_TOKENIZER, REPO, offline_hub_env
 from twelve_heads.server import create_app
 from twelve_heads.modeldir import checksums
-from server_process import ServerProcess, accepted_by, exchange, run_load, wait_until
+from server_process import ServerProcess, accepted_by, exchange, run_load, stopped_accepting, wait_until
 
 SERVER_ENV = {"HEADS_ORT_THREADS": "1"}  # the tests share the machine's cores with the server
 
@@ -151,9 +150,10 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path, tin
             connection.sendall(b"POST /api/attention HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
                                b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body[:10]))
             wait_until(lambda: accepted_by(server.worker_pids[0], connection), 10, "the worker to accept")
+            assert not stopped_accepting(server.worker_pids[0], server.port)
             server.process.send_signal(signal.SIGTERM)
             server.wait_for(lambda: any("Handling signal: term" in line for line in server.lines), 10, "to stop")
-            time.sleep(0.3)  # the master passes SIGTERM on to the worker at once; give it the moment
+            wait_until(lambda: stopped_accepting(server.worker_pids[0], server.port), 10, "the worker to get SIGTERM")
             connection.sendall(body[10:])
             response = b""
             while chunk := connection.recv(65536):
@@ -226,16 +226,16 @@ def soak_text(client: int, n: int) -> tuple[str, bool]:
 
 
 def test_short_soak_has_no_errors_and_memory_levels_off(tmp_path, tiny_model):
-    """8 clients for 8 s on loopback (benchmarks/soak.py runs 32 for 60 s): every request answered, and the
-    worker's memory after warm-up stays within a few MB of where it was. The cache is small so it fills, and
-    evicts, during warm-up."""
+    """8 clients for 8 s on loopback (benchmarks/soak.py runs 32 for 60 s, and measures throughput): every request
+    answered, and the worker's memory after warm-up stays within a few MB of where it was. The cache is small so
+    it fills, and evicts, within the first few dozen requests, however fast the machine is."""
     shutil.copytree(tiny_model, tmp_path / "tiny")
-    seconds, warmup = 8.0, 2.0
-    with ServerProcess(tmp_path, env={**SERVER_ENV, "HEADS_CACHE_BYTES": str(256 * 1024)}) as server:
+    seconds, warmup, cache_bytes = 8.0, 2.0, 32 * 1024
+    with ServerProcess(tmp_path, env={**SERVER_ENV, "HEADS_CACHE_BYTES": str(cache_bytes)}) as server:
         result = run_load(server, clients=8, seconds=seconds, next_text=soak_text, payload_extra={"format": "packed"})
     assert result.errors == []
-    assert result.requests > 200 and len(result.repeat_latencies) > 100
-    assert sum(result.response_bytes.values()) > 2 * 256 * 1024  # more distinct answers than the cache holds
+    assert result.repeat_latencies and result.new_latencies  # both hits and misses were asked for
+    assert sum(result.response_bytes.values()) > 2 * cache_bytes  # more distinct answers than the cache holds
     third = (seconds - warmup) / 3
     first = result.rss_between(warmup, warmup + third)
     last = result.rss_between(warmup + 2 * third, seconds)
@@ -246,7 +246,7 @@ def test_short_soak_has_no_errors_and_memory_levels_off(tmp_path, tiny_model):
 def test_a_sentence_at_the_models_limit_leaves_no_memory_behind(tmp_path, demo_model):
     """1,024 tokens through all 144 heads needs about 1 GB at its peak (the 576 MB attention array, the
     activations). Once answered, the worker is back within 100 MB of where it started: onnxruntime's arena is
-    shrunk after a long run (engine.SHRINK_ARENA_TOKENS), and what glibc held goes back (release_freed_memory)."""
+    shrunk after a long run (Engine.is_long), and what glibc held goes back (release_freed_memory)."""
     shutil.copytree(demo_model, tmp_path / "demo")
     with ServerProcess(tmp_path, env=SERVER_ENV) as server:
         status, _, _ = server.request("POST", "/api/attention", {"text": "warm up"})

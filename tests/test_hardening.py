@@ -190,7 +190,7 @@ def test_a_text_at_the_character_limit_is_accepted(models_dir):
     client = create_app({"MODELS_DIR": str(models_dir), "DEFAULT_MODEL": "tiny", "MAX_TEXT_CHARS": 50}).test_client()
     assert client.post("/api/attention", json={"text": "ab" * 25}).status_code == 200
     response = client.post("/api/attention", json={"text": "ab" * 25 + "c"})
-    assert response.json == {"error": "the text has 51 characters; the limit is 50. Shorten it"}
+    assert response.json == {"error": "the text has 51 characters; this model reads at most 40 tokens (about 200 characters of English). Shorten it"}
 
 
 # --- secure by default -------------------------------------------------------------------------------------------
@@ -233,7 +233,8 @@ def test_an_unexpected_failure_is_a_json_500_without_a_traceback(app, monkeypatc
 
 def test_no_endpoint_takes_a_path_from_the_request_but_the_static_folder(app):
     routes = {rule.rule for rule in app.url_map.iter_rules()}
-    assert routes == {"/", "/static/<path:filename>", "/healthz", "/api/models", "/api/attention"}
+    assert routes == {"/", "/static/<path:filename>", "/healthz", "/api/models", "/api/attention", "/api/tokens",
+                      "/api/compare", "/api/atlas"}
 
 
 @pytest.mark.parametrize("path", ["/static/../server/config.py", "/static/%2e%2e/server/config.py",

@@ -14,7 +14,8 @@ import pytest
 
 from conftest import TROPHY
 from twelve_heads.server.engine import Engine
-from twelve_heads.server.heads import MIN_REPEAT_ROWS, label_heads, layer_counts
+from twelve_heads.server.heads import label_heads, layer_counts
+from twelve_heads.server.scores import MIN_REPEAT_ROWS
 
 SENTENCES = {
     "short": "Alice saw the cat.",
@@ -96,13 +97,32 @@ def test_repeated_sentences_show_every_role(engine, planted):
     assert [c["broadcaster"] for c in counts] == planted_counts
 
 
-def test_sink_aware_view_reveals_what_duplicate_heads_do_behind_the_sink(engine, planted):
-    """Without repeats a duplicate-token head rests on the first token; sink-aware, it is not a broadcaster."""
-    result = engine.attend(SENTENCES["pronoun"])
-    aware = label_heads(result.attention, result.ids, sink_aware=True)
-    for head in planted:
-        if head["role"] == "broadcaster":
-            assert aware[head["layer"]][head["head"]]["scores"]["first"] == 0
+@pytest.mark.parametrize("prepend_bos", [False, True], ids=["plain", "bos"])
+def test_sink_aware_view_shows_what_duplicate_heads_do_behind_the_sink(engine, planted, prepend_bos):
+    """A duplicate-token head rests on the first token wherever its token has no earlier copy. Set that aside
+    (sink-aware) and what is left is its real job: all of it on earlier copies. Without any repeat, nothing is left
+    at all: it was a pure sink, not a broadcaster that hides another pattern."""
+    duplicate_heads = [(head["layer"], head["head"]) for head in planted if head["role"] == "duplicate-token"]
+    assert len(duplicate_heads) >= 3
+    repeated = engine.attend(SENTENCES["repeated-random"], prepend_bos=prepend_bos)
+    plain = label_heads(repeated.attention, repeated.ids)
+    aware = label_heads(repeated.attention, repeated.ids, sink_aware=True)
+    for layer, head in duplicate_heads:
+        assert plain[layer][head]["scores"]["first"] > 0.2  # the rows without a copy rest on the sink
+        behind = aware[layer][head]
+        assert (behind["label"], behind["scores"]["first"]) == ("duplicate-token", 0.0), behind
+        copied = sum(token in repeated.ids[1:i] for i, token in enumerate(repeated.ids))  # copies after the first
+        assert behind["reason"].startswith(f"in the {copied} rows whose token appeared before, 100% of attention "
+                                           "goes to an earlier copy of it")
+
+    no_repeats = engine.attend(SENTENCES["short"], prepend_bos=prepend_bos)
+    assert repeat_rows(no_repeats.ids) == 0
+    plain = label_heads(no_repeats.attention, no_repeats.ids)
+    aware = label_heads(no_repeats.attention, no_repeats.ids, sink_aware=True)
+    for layer, head in duplicate_heads:
+        assert plain[layer][head]["label"] == "broadcaster" and plain[layer][head]["confidence"] == 1.0
+        assert (aware[layer][head]["label"], aware[layer][head]["confidence"], aware[layer][head]["reason"]) == (
+            "mixed", 0.0, "all attention sits on the first token; nothing is left once it is set aside")
 
 
 def test_the_demo_manifest_says_it_is_synthetic(demo_model):

@@ -6,14 +6,22 @@ no onnxruntime): both the exporter and the torch-free server import it.
 
     models/NAME/
         manifest.json   what the model is (MANIFEST_KEYS) and the sha256 of every other file (`files`)
-        model.onnx      input_ids (B, T) in, B sentences padded on the right; attentions.0 … attentions.{L-1},
-                        each (B, H, T, T), out
+        model.onnx      input_ids (B, T), B sentences padded on the right, and head_mask (B, L, H) in;
+                        attentions.0 … attentions.{L-1}, each (B, H, T, T), and the residual stream entering
+                        the last block (B, T, n_embd) out
+        predict.onnx    the last block, the final LayerNorm and the tied LM head: residual, head_mask and
+                        input_ids in; each actual next token's log-probability and the last position's top 5 out
+        embedding.bin   the token embedding table, raw: both graphs reference it as external data, and the
+                        server hands one copy in memory to both sessions (manifest["intervention"]["embedding"])
         tokenizer.json  Hugging Face `tokenizers` format
         planted_heads.json   (the demo model only) each head's planted role
+        atlas.json      (optional) each head's usual job over the reference corpus (server/atlas.py)
 """
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from .errors import ModelError
@@ -25,9 +33,21 @@ MANIFEST = "manifest.json"
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
 PLANTED_HEADS = "planted_heads.json"
+PREDICT_GRAPH = "predict.onnx"
+EMBEDDING = "embedding.bin"
+ATLAS = "atlas.json"
 
-MANIFEST_VERSION = 1  # raised when a reader of an older version would misread a newer directory
+MANIFEST_VERSION = 2  # raised when a reader of an older version would misread a newer directory (2: head_mask)
 INPUT_IDS = "input_ids"
+# Knocking heads out (zero-ablation): 1 keeps a head, 0 multiplies its weighted values z by zero. (B, L, H) float.
+HEAD_MASK = "head_mask"
+RESIDUAL = "residual"  # model.onnx's output and predict.onnx's input: (B, T, n_embd) entering the last block
+NEXT_TOKEN_LOGPROB = "next_token_logprob"  # predict.onnx: (B, T - 1), log p(token i + 1 | tokens 0 … i)
+TOP_IDS, TOP_LOGPROB = "top_ids", "top_logprob"  # predict.onnx: (B, TOP_K) after the last position, best first
+TOP_K = 5
+# manifest["intervention"] (written when the export adds head masks and predict.onnx): "embedding" is
+# {"file", "initializer", "dtype", "shape"}, the table both graphs read under that initializer name.
+INTERVENTION = "intervention"
 BOS_TOKEN = "<|endoftext|>"  # GPT-2's document token, prepended as TransformerLens does
 REEXPORT_HINT = "re-export it with `twelve-heads export`"
 
@@ -73,6 +93,33 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
+def record_file(directory: Path, name: str) -> None:
+    """Put `name`'s checksum into the manifest of `directory`, leaving every other entry as it is (a file added
+    to a finished model directory, such as its atlas). The other files are not re-hashed: a damaged graph must
+    stay refused, not be blessed with a new checksum."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    manifest["files"] = {**manifest["files"], name: file_sha256(directory / name)}
+    write_atomically(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `path` so that a reader sees the old file or the new one, never half of one (a server may be reading
+    the model directory)."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def read_manifest(directory: Path) -> dict:
     """The manifest of `directory`, checked against MANIFEST_KEYS; ModelError naming the file and the fix."""
     path = Path(directory) / MANIFEST
@@ -94,16 +141,15 @@ def read_manifest(directory: Path) -> dict:
     return manifest
 
 
-def verify_files(directory: Path, manifest: dict, names: tuple[str, ...]) -> None:
+def verify_files(directory: Path, manifest: dict, names: tuple[str, ...], hint: str = REEXPORT_HINT) -> None:
     """Each file in `names` exists and matches its checksum in the manifest: a damaged or partial copy of a model
-    directory is refused, not served."""
+    directory is refused, not served. `hint` says how to make the file again."""
     for name in names:
         path = Path(directory) / name
         expected = manifest["files"].get(name)
         if expected is None:
-            raise ModelError(f"{Path(directory) / MANIFEST} has no checksum for {name}; {REEXPORT_HINT}")
+            raise ModelError(f"{Path(directory) / MANIFEST} has no checksum for {name}; {hint}")
         if not path.is_file():
-            raise ModelError(f"{path} is missing; {REEXPORT_HINT}")
+            raise ModelError(f"{path} is missing; {hint}")
         if file_sha256(path) != expected:
-            raise ModelError(f"{path} does not match the checksum in its manifest (damaged or replaced); "
-                             f"{REEXPORT_HINT}")
+            raise ModelError(f"{path} does not match the checksum in its manifest (damaged or replaced); {hint}")

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { permalinkHash, readPermalink } from "../../static/permalink.js";
+import { addPermalinkField, permalinkHash, readPermalink } from "../../static/permalink.js";
 
 test("a focused view with both toggles reads back as itself", () => {
   const view = { text: "The trophy & the suitcase #1 = it?", model: "demo", layer: 11, head: 7, focused: true,
@@ -22,4 +22,13 @@ test("a hostile hash gives no layer or head rather than a wrong one", () => {
   assert.equal("layer" in view, false);
   assert.equal("head" in view, false);
   assert.equal(view.prependBos, false);
+});
+
+test("a field a feature module adds rides along and reads back", () => {
+  addPermalinkField({ param: "ablate", read: (value, view) => { view.ablate = value ? value.split(",") : []; },
+    write: (view) => (view.ablate && view.ablate.length ? view.ablate.join(",") : null) });
+  const view = { text: "Hi", model: "gpt2", layer: 2, head: 4, focused: true, prependBos: false, sinkAware: false,
+                 ablate: ["1.3", "2.0"] };
+  assert.deepEqual(readPermalink(permalinkHash(view)), view);
+  assert.deepEqual(readPermalink(permalinkHash({ ...view, ablate: [] })).ablate, []);
 });

@@ -1,0 +1,160 @@
+"""predict.onnx: from the residual stream entering GPT-2's last block to the next-token log-probabilities.
+
+Built by hand from the checkpoint's weights (no tracing, so nothing depends on transformers' head_mask
+argument, which transformers v5 removes): the last block with its row of the head mask, the final LayerNorm,
+and the LM head tied to the token embedding. Inputs: `residual` (B, T, n_embd) from model.onnx, `head_mask`
+(B, L, H) and `input_ids` (B, T). Outputs: `next_token_logprob` (B, T - 1), the log-probability of each actual
+next token (position i predicts token i + 1), and `top_ids` / `top_logprob` (B, TOP_K), the likeliest tokens
+after the last position. Every sentence of a batch has the same length (a clean and an ablated pass).
+
+The LM head is the whole cost at short lengths (50,257 × 768 per position), which is why it lives here and not
+in model.onnx. Its weight is the embedding table itself, read by name from embedding.bin; it is the A side of
+the product (logitsᵀ = E · hᵀ), which onnxruntime streams once and never prepacks into a second copy.
+"""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from twelve_heads.errors import HeadsError
+from twelve_heads.modeldir import HEAD_MASK, INPUT_IDS, NEXT_TOKEN_LOGPROB, RESIDUAL, TOP_IDS, TOP_K, TOP_LOGPROB
+
+OPSET = 17  # LayerNormalization; the same opset as model.onnx
+FINAL = "final_hidden_state"  # ln_f's output: what the block graph emits before the LM head is attached
+# transformers' activations, written with ONNX ops (opset 17 has no Gelu).
+ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu")
+
+
+class Builder:
+    """Nodes and initializers of one graph; every op returns its output's name."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.nodes, self.initializers, self.count = prefix, [], [], 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"/{self.prefix}/{hint}_{self.count}"
+
+    def const(self, value, dtype=np.int64, hint: str = "const") -> str:
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, outputs: int = 1, **attributes):
+        names = [self.name(op_type) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=names[0], **attributes))
+        return names[0] if outputs == 1 else names
+
+
+def block_graph(weights: dict[str, np.ndarray], config) -> onnx.ModelProto:
+    """The last block with its head-mask row, then ln_f: residual, head_mask, input_ids → FINAL (B, T, D).
+    `weights` is GPT2Model's state dict as float32 numpy arrays."""
+    if config.activation_function not in ACTIVATIONS:
+        raise HeadsError(f"this checkpoint's activation {config.activation_function!r} is not supported for "
+                         f"prediction (supported: {', '.join(ACTIVATIONS)})")
+    n_layer, n_head, n_embd = config.n_layer, config.n_head, config.n_embd
+    head_dim, last = n_embd // n_head, n_layer - 1
+    g = Builder("predict")
+
+    def weight(name: str) -> str:
+        return g.const(weights[f"h.{last}.{name}"], np.float32, hint=name)
+
+    def linear(x: str, module: str) -> str:  # GPT-2's Conv1D: x · W + b, W stored (in, out)
+        return g.op("Add", g.op("MatMul", x, weight(f"{module}.weight")), weight(f"{module}.bias"))
+
+    epsilon = float(config.layer_norm_epsilon)
+    batch_time = g.op("Slice", g.op("Shape", RESIDUAL), g.const([0]), g.const([2]))  # (B, T)
+    per_head = g.op("Concat", batch_time, g.const([n_head, head_dim]), axis=0)
+    x = RESIDUAL
+    h = g.op("LayerNormalization", x, weight("ln_1.weight"), weight("ln_1.bias"), epsilon=epsilon, axis=-1)
+    q, k, v = g.op("Split", linear(h, "attn.c_attn"), g.const([n_embd] * 3), outputs=3, axis=-1)
+    q = g.op("Transpose", g.op("Reshape", q, per_head), perm=[0, 2, 1, 3])  # (B, H, T, Dh)
+    k = g.op("Transpose", g.op("Reshape", k, per_head), perm=[0, 2, 3, 1])  # (B, H, Dh, T)
+    v = g.op("Transpose", g.op("Reshape", v, per_head), perm=[0, 2, 1, 3])
+    scores = g.op("MatMul", q, k)  # (B, H, T, T)
+    divisor = (head_dim ** 0.5 if config.scale_attn_weights else 1.0) * (
+        n_layer if config.scale_attn_by_inverse_layer_idx else 1.0)
+    if divisor != 1.0:
+        scores = g.op("Div", scores, g.const(divisor, np.float32))
+    n_tokens = g.op("Slice", batch_time, g.const([1]), g.const([2]))
+    ones = g.op("ConstantOfShape", g.op("Concat", n_tokens, n_tokens, axis=0),
+                value=numpy_helper.from_array(np.array([1], dtype=np.int64)))
+    causal = g.op("Cast", g.op("Trilu", ones, upper=0), to=TensorProto.BOOL)  # (T, T): key j <= query i
+    scores = g.op("Where", causal, scores, g.const(np.finfo(np.float32).min, np.float32))
+    z = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)  # (B, H, T, Dh)
+    row = g.op("Unsqueeze", g.op("Gather", HEAD_MASK, g.const(last), axis=1), g.const([2, 3]))  # (B, H, 1, 1)
+    z = g.op("Mul", z, row)  # zero-ablation: a knocked-out head adds nothing; c_proj's bias stays
+    merged = g.op("Reshape", g.op("Transpose", z, perm=[0, 2, 1, 3]), g.op("Concat", batch_time, g.const([n_embd]), axis=0))
+    x = g.op("Add", x, linear(merged, "attn.c_proj"))
+    h = g.op("LayerNormalization", x, weight("ln_2.weight"), weight("ln_2.bias"), epsilon=epsilon, axis=-1)
+    x = g.op("Add", x, linear(activation(g, linear(h, "mlp.c_fc"), config.activation_function), "mlp.c_proj"))
+    final = g.op("LayerNormalization", x, g.const(weights["ln_f.weight"], np.float32, "ln_f.weight"),
+                 g.const(weights["ln_f.bias"], np.float32, "ln_f.bias"), epsilon=epsilon, axis=-1)
+    g.nodes.append(helper.make_node("Identity", [final], [FINAL], name="/predict/final"))
+    batch, length = "batch_size", "sequence_length"
+    graph = helper.make_graph(g.nodes, "predict", [
+        helper.make_tensor_value_info(RESIDUAL, TensorProto.FLOAT, [batch, length, n_embd]),
+        helper.make_tensor_value_info(HEAD_MASK, TensorProto.FLOAT, [batch, n_layer, n_head]),
+        helper.make_tensor_value_info(INPUT_IDS, TensorProto.INT64, [batch, length]),
+    ], [helper.make_tensor_value_info(FINAL, TensorProto.FLOAT, [batch, length, n_embd])], g.initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def activation(g: Builder, x: str, kind: str) -> str:
+    if kind == "relu":
+        return g.op("Relu", x)
+    if kind == "gelu":  # 0.5 x (1 + erf(x / √2))
+        inner = g.op("Add", g.op("Erf", g.op("Div", x, g.const(2 ** 0.5, np.float32))), g.const(1.0, np.float32))
+        return g.op("Mul", g.op("Mul", x, g.const(0.5, np.float32)), inner)
+    # gelu_new: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))), as transformers' NewGELUActivation
+    cubic = g.op("Add", x, g.op("Mul", g.op("Pow", x, g.const(3.0, np.float32)), g.const(0.044715, np.float32)))
+    inner = g.op("Add", g.op("Tanh", g.op("Mul", cubic, g.const((2 / np.pi) ** 0.5, np.float32))),
+                 g.const(1.0, np.float32))
+    return g.op("Mul", g.op("Mul", x, g.const(0.5, np.float32)), inner)
+
+
+def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantized: dict | None) -> None:
+    """Append the tied LM head to a block graph (fp32 or already quantized): FINAL → the three outputs.
+
+    `embedding` is the table's initializer as model.onnx has it (the external reference to embedding.bin).
+    `quantized` is None for an fp32 table, else {"scale", "zero_point"}: the uint8 table of the int8 export,
+    whose product with the dynamically quantized hidden states is an integer MatMul."""
+    g = Builder("lm_head")
+    vocab_size = embedding.dims[0]
+    rows = g.op("Reshape", FINAL, g.const([-1, embedding.dims[1]]))  # (B·T, D)
+    if quantized is None:
+        logits = g.op("Gemm", embedding.name, rows, transB=1)  # (V, B·T)
+    else:
+        hidden, hidden_scale, hidden_zero = g.op("DynamicQuantizeLinear", g.op("Transpose", rows, perm=[1, 0]),
+                                                 outputs=3)
+        product = g.op("MatMulInteger", embedding.name, hidden, g.const(quantized["zero_point"], np.uint8), hidden_zero)
+        scale = g.op("Mul", g.const(quantized["scale"], np.float32), hidden_scale)
+        logits = g.op("Mul", g.op("Cast", product, to=TensorProto.FLOAT), scale)
+    # log p = logit - logsumexp over the vocabulary, taken only where it is read: a (V, B·T) log-softmax would
+    # be a second table of the logits' size (50 MB at 128 positions), held in the arena for good.
+    normalizer = g.op("ReduceLogSumExp", logits, axes=[0], keepdims=1)  # (1, B·T); axes is an attribute in opset 17
+    batch_time = g.op("Shape", INPUT_IDS)
+    # The token each position must predict: the next one; the last position has none (0 stands in, cut below).
+    following = g.op("Pad", g.op("Slice", INPUT_IDS, g.const([1]), g.const([np.iinfo(np.int64).max]), g.const([1])),
+                     g.const([0, 0, 0, 1]))
+    picked = g.op("GatherElements", logits, g.op("Reshape", following, g.const([1, -1])), axis=0)  # (1, B·T)
+    picked = g.op("Reshape", g.op("Sub", picked, normalizer), batch_time)  # (B, T)
+    g.nodes.append(helper.make_node("Slice", [picked, g.const([0]), g.const([-1]), g.const([1])],
+                                    [NEXT_TOKEN_LOGPROB], name="/lm_head/next"))
+    by_position = g.op("Concat", g.const([vocab_size]), batch_time, axis=0)  # (V, B, T)
+    last = g.op("Slice", g.op("Reshape", logits, by_position), g.const([-1]), g.const([np.iinfo(np.int64).max]),
+                g.const([2]))  # (V, B, 1)
+    last_normalizer = g.op("Slice", g.op("Reshape", normalizer, g.op("Concat", g.const([1]), batch_time, axis=0)),
+                           g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([2]))  # (1, B, 1)
+    last = g.op("Transpose", g.op("Squeeze", g.op("Sub", last, last_normalizer), g.const([2])), perm=[1, 0])  # (B, V)
+    g.nodes.append(helper.make_node("TopK", [last, g.const([min(TOP_K, vocab_size)])],
+                                    [TOP_LOGPROB, TOP_IDS], name="/lm_head/top", axis=-1, largest=1, sorted=1))
+    model.graph.node.extend(g.nodes)
+    model.graph.initializer.extend([*g.initializers, embedding])
+    batch, length = (model.graph.input[0].type.tensor_type.shape.dim[i].dim_param for i in (0, 1))
+    del model.graph.output[:]
+    model.graph.output.extend([
+        helper.make_tensor_value_info(NEXT_TOKEN_LOGPROB, TensorProto.FLOAT, [batch, None]),
+        helper.make_tensor_value_info(TOP_LOGPROB, TensorProto.FLOAT, [batch, min(TOP_K, vocab_size)]),
+        helper.make_tensor_value_info(TOP_IDS, TensorProto.INT64, [batch, min(TOP_K, vocab_size)]),
+    ])

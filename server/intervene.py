@@ -1,0 +1,146 @@
+"""Knocking heads out: the prediction session, head masks, and one sentence's clean and ablated passes.
+
+Zero-ablation (export/intervene.py): a knocked-out head's weighted values z are 0, the output projection's
+bias stays, and its own attention is the pattern it computes in that run. The attention graph and the
+prediction graph read one token embedding table; `shared_initializers` loads it once and both sessions use
+that memory (onnxruntime's SessionOptions.add_initializer: ORT then does not deserialize its own copy).
+
+    engine = Engine.load("models/demo")
+    result = intervene(engine, ids, knocked_out=[(4, 11)], predict=True)
+    result.attention            # (L, H, T, T) without head 4.11
+    result.change               # (L, H) mean total-variation distance from the clean pattern
+    result.prediction.top_ids   # the 5 likeliest next tokens without it; result.clean.prediction with it
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from twelve_heads.errors import ModelError
+from twelve_heads.modeldir import (HEAD_MASK, INPUT_IDS, INTERVENTION, NEXT_TOKEN_LOGPROB, PREDICT_GRAPH,
+                                   REEXPORT_HINT, RESIDUAL, TOP_IDS, TOP_LOGPROB)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model expects next, for one sentence under one head mask."""
+
+    next_logprob: np.ndarray  # (T - 1,): log p(token i + 1 | tokens 0 … i), position i predicts token i + 1
+    top_ids: np.ndarray  # (K,) int64: the likeliest tokens after the last position, best first
+    top_logprob: np.ndarray  # (K,)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One run of the sentence under one head mask."""
+
+    attention: np.ndarray  # (L, H, T, T)
+    residual: np.ndarray  # (T, n_embd): the stream entering the last block, what predict.onnx starts from
+    prediction: Prediction | None = None
+
+    @property
+    def nbytes(self) -> int:  # for a cache bounded in bytes
+        extra = 0 if self.prediction is None else self.prediction.next_logprob.nbytes + 128
+        return self.attention.nbytes + self.residual.nbytes + extra
+
+
+@dataclass(frozen=True)
+class Intervention:
+    clean: Pass
+    ablated: Pass  # the clean pass itself when nothing is knocked out
+    change: np.ndarray  # (L, H): each head's mean total-variation distance from its clean pattern
+
+    @property
+    def attention(self) -> np.ndarray:
+        return self.ablated.attention
+
+    @property
+    def prediction(self) -> Prediction | None:
+        return self.ablated.prediction
+
+
+def shared_initializers(path: Path, manifest: dict) -> dict[str, ort.OrtValue]:
+    """{initializer name: OrtValue} for the embedding table both graphs read; {} for a model exported without
+    intervention. The OrtValue holds the array, which must outlive the sessions (the engine keeps this dict)."""
+    embedding = manifest.get(INTERVENTION, {}).get("embedding")
+    if embedding is None:
+        return {}
+    table_path = Path(path) / embedding["file"]
+    dtype, shape = np.dtype(embedding["dtype"]).newbyteorder("<"), tuple(embedding["shape"])
+    if not table_path.is_file() or table_path.stat().st_size != dtype.itemsize * int(np.prod(shape)):
+        raise ModelError(f"{table_path} is missing or not the {shape} {dtype.name} table its manifest says; "
+                         f"{REEXPORT_HINT}")
+    table = np.fromfile(table_path, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+    return {embedding["initializer"]: ort.OrtValue.ortvalue_from_numpy(table)}
+
+
+class Predictor:
+    """predict.onnx's session: from residual streams to next-token log-probabilities."""
+
+    def __init__(self, path: Path, session: ort.InferenceSession):
+        self.path, self.session = path, session
+
+    def predict(self, ids: list[int], residuals: np.ndarray, head_masks: np.ndarray, run_options=None
+                ) -> list[Prediction]:
+        """One Prediction per row of residuals (B, T, D) and head_masks (B, L, H), all for the sentence `ids`."""
+        batch = len(residuals)
+        feeds = {RESIDUAL: residuals, HEAD_MASK: head_masks, INPUT_IDS: np.tile(np.asarray([ids], np.int64), (batch, 1))}
+        try:
+            next_logprob, top_logprob, top_ids = self.session.run([NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS], feeds,
+                                                                  run_options)
+        except Exception as err:  # onnxruntime's own types
+            raise ModelError(f"{self.path} failed on a {len(ids)}-token sentence ({str(err).splitlines()[0][:160]}); "
+                             f"{REEXPORT_HINT}") from None
+        return [Prediction(next_logprob[row], top_ids[row], top_logprob[row]) for row in range(batch)]
+
+
+def head_mask(n_layer: int, n_head: int, knocked_out=()) -> np.ndarray:
+    """(L, H) float32: 1 keeps a head, 0 knocks it out."""
+    mask = np.ones((n_layer, n_head), dtype=np.float32)
+    for layer, head in knocked_out:
+        mask[layer, head] = 0.0
+    return mask
+
+
+def downstream_change(clean: np.ndarray, ablated: np.ndarray) -> np.ndarray:
+    """(L, H): the mean over query rows of the total-variation distance (half the L1 distance) between each
+    head's ablated and clean attention rows."""
+    return 0.5 * np.abs(ablated - clean).sum(axis=-1).mean(axis=-1)
+
+
+def clean_pass(engine, ids: list[int], predict: bool, cached: Pass | None = None) -> Pass:
+    """The sentence with every head, reusing what `cached` already holds."""
+    if cached is not None and (cached.prediction is not None or not predict):
+        return cached
+    if cached is None:
+        cached = Pass(*engine.run_with_residual(ids))
+    if not predict:
+        return cached
+    mask = head_mask(engine.n_layer, engine.n_head)
+    prediction, = engine.predictor.predict(ids, cached.residual[None], mask[None])
+    return Pass(cached.attention, cached.residual, prediction)
+
+
+def intervene(engine, ids: list[int], knocked_out, predict: bool, cached: Pass | None = None) -> Intervention:
+    """The sentence with every head (from `cached` where it can) and without the `knocked_out` (layer, head)
+    pairs; with `predict`, both passes' predictions. The clean and ablated predictions share one run of
+    predict.onnx (a batch of two: its LM head streams the embedding table once for both)."""
+    knocked_out = sorted(set(map(tuple, knocked_out)))
+    if not knocked_out:
+        clean = clean_pass(engine, ids, predict, cached)
+        return Intervention(clean, clean, np.zeros((engine.n_layer, engine.n_head), dtype=np.float32))
+    clean = cached if cached is not None else Pass(*engine.run_with_residual(ids))
+    mask = head_mask(engine.n_layer, engine.n_head, knocked_out)
+    ablated = Pass(*engine.run_with_residual(ids, mask))
+    if predict:
+        if clean.prediction is None:
+            clean_prediction, prediction = engine.predictor.predict(
+                ids, np.stack([clean.residual, ablated.residual]),
+                np.stack([head_mask(engine.n_layer, engine.n_head), mask]))
+            clean = Pass(clean.attention, clean.residual, clean_prediction)
+        else:
+            prediction, = engine.predictor.predict(ids, ablated.residual[None], mask[None])
+        ablated = Pass(ablated.attention, ablated.residual, prediction)
+    return Intervention(clean, ablated, downstream_change(clean.attention, ablated.attention))

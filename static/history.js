@@ -1,0 +1,81 @@
+/* The URL follows the view shown. After each frame the view's permalink is written in a task of its own
+   (history.replaceState can take milliseconds, and no pixel waits on it). Opening a head pushes a history
+   entry, so the browser's Back returns to the grid; Esc and "All heads" go back through that same entry.
+   Only a sentence the server answered is ever written: a text that failed stays in the box, not in the URL. */
+
+import { permalinkHash, readPermalink } from "./permalink.js";
+import { onDraw, onReadyCheck, state, updateReady } from "./state.js";
+
+const FOCUS_ENTRY = "twelve-heads:focus";  // history.state of the entry a focused head pushed
+
+let pushNext = false;  // the next write makes a new entry
+let writeQueued = false;
+let awaitingBack = false;  // history.back() was called to leave a focused head; its popstate is ours
+
+onDraw(queueWrite);  // reads state only; the write itself happens after the frame
+onReadyCheck(() => !writeQueued && !awaitingBack);
+
+/** The next URL written (by the frame this handler schedules) gets an entry of its own. */
+export function pushView() {
+  pushNext = true;
+}
+
+/** Leave a focused head through the history entry it pushed, if it did; true if it did. The state has already
+ *  changed; the popstate that follows only rewrites the grid's entry with what is shown now. */
+export function backOutOfFocus() {
+  if (history.state !== FOCUS_ENTRY) return false;
+  awaitingBack = true;
+  history.back();
+  return true;
+}
+
+/** Back, Forward or an edited hash: `onView(view)` gets what the URL now says. */
+export function listenHistory(onView) {
+  window.addEventListener("popstate", () => {
+    if (awaitingBack) {
+      awaitingBack = false;
+      queueWrite();
+      updateReady();
+      return;
+    }
+    onView(readPermalink(location.hash));
+  });
+}
+
+/** The view to write: the sentence the server answered (with the toggles it was answered with), never the draft. */
+export function shownView({ result, layer, head, focused }) {
+  if (!result) return null;
+  const { request } = result;
+  return { text: request.text, model: request.model, prependBos: request.prepend_bos, sinkAware: result.sink_aware,
+    layer, head, focused };
+}
+
+// ---- helpers ----
+
+function queueWrite() {
+  if (writeQueued || awaitingBack || wantedUrl() === currentUrl()) return;
+  writeQueued = true;
+  setTimeout(write);
+}
+
+function write() {
+  writeQueued = false;
+  const wanted = wantedUrl();
+  if (wanted !== currentUrl()) {
+    if (pushNext) history.pushState(FOCUS_ENTRY, "", wanted);
+    else history.replaceState(history.state, "", wanted);
+  }
+  pushNext = false;
+  updateReady();
+}
+
+function wantedUrl() {
+  const view = shownView(state);
+  if (view) return permalinkHash(view);
+  // Nothing shown: if the URL holds a text the server refused, take it out, so a permalink never repeats it.
+  return state.status === "error" && location.hash ? location.pathname : currentUrl();
+}
+
+function currentUrl() {
+  return location.hash || location.pathname;
+}

@@ -1,0 +1,87 @@
+/* The all-layers map: every head of every layer as a cell, the whole model at a glance, with the last layer on
+   top as a transformer is drawn (input at the bottom), so ↑ is the next layer here as on the keyboard. A
+   readout under it names the head under the pointer, or else the selected one. What a cell shows is a mode:
+   "sentence" colours each head by this sentence's label; a feature module adds its own (the atlas: each head's
+   usual label across a corpus) with addMapMode, and state.mapMode picks one. */
+
+import { CHIP_STYLE, confidenceText, headTag } from "./labels.js";
+
+const MAP_CELL = 12;  // px per head
+const MAP_GAP = 1;  // px between cells
+const GAP_COLOUR = "#b8b8c0";  // the gaps: a pale "mixed" cell still has an edge
+const HIDDEN_COLOUR = "#cccccc";
+
+const MODES = {
+  sentence: {
+    caption: (result) => `this sentence's labels; layer ${result.n_layer - 1} (output) on top, 0 (input) at the ` +
+      "bottom; click a head",
+    cell(state, layer, head) {
+      const tag = headTag(state.result.heads[layer][head], state.result, state.glossary);
+      const confidence = confidenceText(tag);
+      return { colour: CHIP_STYLE[tag.name]?.colour ?? "#fff", text: confidence ? `${tag.name} ${confidence}` : tag.name };
+    },
+  },
+};
+
+/** mode: {caption(result) → text, cell(state, layer, head) → {colour, text}}. */
+export function addMapMode(id, mode) {
+  MODES[id] = mode;
+}
+
+export function drawMap({ canvas, caption, readout }, state) {
+  const { result, layer, head } = state;
+  const mode = MODES[state.mapMode] || MODES.sentence;
+  const hide = state.lesson.hideLabels;
+  caption.textContent = result ? mode.caption(result) : "";
+  if (!result) {
+    canvas.width = canvas.height = 0;
+    readout.textContent = "";
+    return;
+  }
+  const { n_layer: nLayer, n_head: nHead } = result;
+  const step = MAP_CELL + MAP_GAP;
+  const dpr = window.devicePixelRatio || 1;
+  const [width, height] = [nHead * step + MAP_GAP, nLayer * step + MAP_GAP];
+  if (canvas.width !== Math.round(width * dpr)) canvas.width = Math.round(width * dpr);
+  if (canvas.height !== Math.round(height * dpr)) canvas.height = Math.round(height * dpr);
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const context = canvas.getContext("2d");
+  context.setTransform(dpr, 0, 0, dpr, 0, 0);
+  context.fillStyle = GAP_COLOUR;
+  context.fillRect(0, 0, width, height);
+  for (let l = 0; l < nLayer; l++) {
+    for (let h = 0; h < nHead; h++) {
+      context.fillStyle = hide ? HIDDEN_COLOUR : mode.cell(state, l, h).colour;
+      context.fillRect(MAP_GAP + h * step, rowTop(l, nLayer), MAP_CELL, MAP_CELL);
+    }
+  }
+  context.strokeStyle = "#000";
+  context.lineWidth = 2;
+  context.strokeRect(1, rowTop(layer, nLayer) - 0.5 * MAP_GAP, nHead * step - 1, step);
+  context.strokeStyle = "#d00";
+  context.strokeRect(MAP_GAP + head * step - 1, rowTop(layer, nLayer) - 1, MAP_CELL + 2, MAP_CELL + 2);
+  const hover = state.mapHover && state.mapHover.layer < nLayer && state.mapHover.head < nHead ? state.mapHover : null;
+  const shown = hover || { layer, head };
+  const what = hide ? "label hidden while you predict" : mode.cell(state, shown.layer, shown.head).text;
+  readout.textContent = `Layer ${shown.layer} · head ${shown.head}: ${what}${hover ? "" : " (selected)"}`;
+  canvas.setAttribute("aria-label", `All layers: one row per layer, the last on top. ${readout.textContent}. ` +
+    "Arrow keys move, Enter studies the head.");
+}
+
+/** The head under a point of the map (CSS px), or null. */
+export function mapCellAt(result, offsetX, offsetY) {
+  if (!result) return null;
+  const step = MAP_CELL + MAP_GAP;
+  const row = Math.floor((offsetY - MAP_GAP) / step);
+  const head = Math.floor((offsetX - MAP_GAP) / step);
+  const layer = result.n_layer - 1 - row;
+  if (row < 0 || head < 0 || layer < 0 || head >= result.n_head) return null;
+  return { layer, head };
+}
+
+// ---- pure helpers ----
+
+function rowTop(layer, nLayer) {  // the last layer's row is the top one
+  return MAP_GAP + (nLayer - 1 - layer) * (MAP_CELL + MAP_GAP);
+}

@@ -1,0 +1,156 @@
+/* The requests that fill the state: the sentence's labels and attention (look), its labels again when the sink
+   toggle changes (relabel), one layer at a time for long sentences (showLayer), and the draft's live token
+   count (countDraft). Each changes state, then schedule(). A request that is no longer wanted is aborted. */
+
+import { AttentionStore } from "./attention.js";
+import { ApiError, countTokens, getAttention } from "./api.js";
+import { clamp, onReadyCheck, schedule, state } from "./state.js";
+
+const LAYER_SETTLE_MS = 200;  // a long sentence's layer is fetched once the student stops on it, not on the way past
+const COUNT_SETTLE_MS = 150;  // the live count waits for a pause in typing
+
+let inflight = null;  // AbortController of the request that will replace `result`
+const layerFetches = new Map();  // layer -> AbortController, for long sentences fetched one layer at a time
+let layerTimer = 0;
+let countTimer = 0;
+let countController = null;
+
+onReadyCheck(({ status, result, attention, layer, count }) => {
+  if (count.pending) return false;
+  if (status === "error" || status === "empty") return true;
+  return status === "ready" && Boolean(result) && attention.has(layer);
+});
+
+/** The options every request for the shown sentence repeats. Feature modules that add request fields (knocked-out
+ *  heads, say) add them here, so the per-layer and relabelling requests carry them too. */
+export function sentenceRequest() {
+  return { text: state.draft, model: state.model, prepend_bos: state.prependBos };
+}
+
+export async function look() {
+  inflight?.abort();
+  const controller = (inflight = new AbortController());
+  const request = sentenceRequest();
+  const sameSentence = state.result && state.result.request.text === request.text &&
+    state.result.request.model === request.model;
+  Object.assign(state, { status: "loading", probe: null });
+  schedule();
+  try {
+    const answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "packed" }, controller.signal);
+    const attention = new AttentionStore(answer.n_head, answer.n_tokens, state.glossary.empty_row_mass);
+    if (answer.attention_packed) attention.add(answer.attention_packed, answer.attention_layers);
+    delete answer.attention_packed;
+    answer.request = request;  // what later per-layer and relabelling requests must repeat (answer.model is the
+    // manifest's name, which need not be the folder name the server knows the model by)
+    abortLayers(() => true);
+    Object.assign(state, { result: answer, attention, resultId: state.resultId + 1, status: "ready", error: "" });
+    if (!sameSentence) state.lesson.revealed = {};
+    state.layer = clamp(state.layer, 0, answer.n_layer - 1);
+    state.head = clamp(state.head, 0, answer.n_head - 1);
+    fetchLayer(state.layer);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    // The last sentence shown stays (marked stale, since the box now differs): the error says what to fix.
+    Object.assign(state, { status: "error", error: messageOf(error) });
+  } finally {
+    if (inflight === controller) inflight = null;
+  }
+  schedule();
+}
+
+/** The sink toggle changes only the labels; the matrices are renormalised here, so fetch the summary. */
+export async function relabel() {
+  const request = state.result && state.result.request;
+  const unchanged = request && request.text === state.draft && request.model === state.model &&
+    request.prepend_bos === state.prependBos;
+  if (!unchanged || inflight) return look();
+  const controller = (inflight = new AbortController());
+  state.status = "relabelling";
+  schedule();
+  try {
+    const answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "summary" },
+      controller.signal);
+    state.result = { ...state.result, heads: answer.heads, layers: answer.layers, sink_aware: answer.sink_aware };
+    state.status = "ready";
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    Object.assign(state, { status: "error", error: messageOf(error) });
+  } finally {
+    if (inflight === controller) inflight = null;
+  }
+  schedule();
+}
+
+/** After the shown layer changed: a long sentence's other layers in flight are aborted, and this one is fetched
+ *  once the student has stayed on it for LAYER_SETTLE_MS. */
+export function showLayer() {
+  const { result, attention, layer } = state;
+  if (!result || !result.attention_per_layer) return;
+  abortLayers((fetched) => fetched !== layer);
+  clearTimeout(layerTimer);
+  if (attention.has(layer) || layerFetches.has(layer)) return;
+  layerTimer = setTimeout(() => fetchLayer(state.layer), LAYER_SETTLE_MS);
+}
+
+/** The live count of the draft's tokens, asked for after a pause in typing (or now, with `now`). */
+export function countDraft({ now = false } = {}) {
+  const request = sentenceRequest();
+  const key = JSON.stringify(request);
+  if (key === state.count.key) return;
+  clearTimeout(countTimer);
+  countController?.abort();
+  if (!request.text.trim()) {
+    state.count = { key, nTokens: null, maxTokens: state.count.maxTokens, error: "", pending: false };
+    return schedule();
+  }
+  state.count = { ...state.count, pending: true };
+  countTimer = setTimeout(() => fetchCount(request, key), now ? 0 : COUNT_SETTLE_MS);
+}
+
+// ---- helpers ----
+
+function fetchLayer(layer) {
+  const { result, attention } = state;
+  if (!result || !result.attention_per_layer || attention.has(layer) || layerFetches.has(layer)) return;
+  const controller = new AbortController();
+  layerFetches.set(layer, controller);
+  schedule();
+  getAttention({ ...result.request, sink_aware: state.sinkAware, format: "packed", layer }, controller.signal)
+    .then((answer) => {
+      if (state.attention === attention) attention.add(answer.attention_packed, answer.attention_layers);
+    })
+    .catch((error) => {
+      if (error.name === "AbortError") return;
+      if (state.attention === attention) Object.assign(state, { status: "error", error: messageOf(error) });
+    })
+    .finally(() => {
+      if (layerFetches.get(layer) === controller) layerFetches.delete(layer);
+      schedule();
+    });
+}
+
+function abortLayers(unwanted) {
+  for (const [layer, controller] of layerFetches) {
+    if (!unwanted(layer)) continue;
+    controller.abort();
+    layerFetches.delete(layer);
+  }
+}
+
+async function fetchCount(request, key) {
+  const controller = (countController = new AbortController());
+  try {
+    const answer = await countTokens(request, controller.signal);
+    state.count = { key, nTokens: answer.n_tokens, maxTokens: answer.max_tokens, error: "", pending: false };
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    state.count = { key, nTokens: null, maxTokens: state.count.maxTokens, error: messageOf(error), pending: false };
+  }
+  schedule();
+}
+
+export function messageOf(error) {
+  if (error instanceof ApiError) return error.message;
+  console.error(error);  // a bug in the page, not the user's doing: keep the details for whoever debugs it
+  return "something went wrong in the page; reload and try again";
+}

@@ -1,0 +1,146 @@
+"""`ablate` and `predict` on /api/attention: validated before any work, and equal to the engine's passes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TROPHY
+from test_api import unpack
+from twelve_heads.server.engine import Engine
+from twelve_heads.server.intervene import intervene
+
+HEADS_OF_TINY = 2 * 4
+
+
+def post(client, **fields):
+    return client.post("/api/attention", data=json.dumps(fields), content_type="application/json")
+
+
+def test_ablate_describes_the_run_without_those_heads(client, models_dir):
+    body = post(client, text=TROPHY, model="wide", ablate=[[3, 2], [1, 0]], predict=True, format="packed").json
+    engine = Engine.load(models_dir / "wide")
+    expected = intervene(engine, engine.tokenize(TROPHY)[0], [(1, 0), (3, 2)], predict=True)
+    assert body["ablate"] == [[1, 0], [3, 2]]  # sorted
+    np.testing.assert_allclose(unpack(body["attention_packed"]), expected.attention, atol=0.5 / 65535 + 1e-7)
+    change = np.array([[head["change"] for head in layer] for layer in body["heads"]])
+    np.testing.assert_allclose(change, expected.change, atol=1e-6)
+    assert not change[:2].any() and (change[2:] > 0).all()  # layer 1 is the first with a head out
+    assert [(l, h) for l, layer in enumerate(body["heads"]) for h, head in enumerate(layer) if head["knocked_out"]] == [
+        (1, 0), (3, 2)]
+    prediction = body["prediction"]
+    assert set(prediction) == {"top", "top_ablated", "logprob", "logprob_ablated"}
+    assert len(prediction["logprob"]) == len(prediction["logprob_ablated"]) == body["n_tokens"] - 1
+    np.testing.assert_allclose(prediction["logprob_ablated"], expected.prediction.next_logprob, atol=1e-5)
+    np.testing.assert_allclose(prediction["logprob"], expected.clean.prediction.next_logprob, atol=1e-5)
+    assert [top["id"] for top in prediction["top_ablated"]] == expected.prediction.top_ids.tolist()
+    assert [top["id"] for top in prediction["top"]] == expected.clean.prediction.top_ids.tolist()
+    assert all(set(top) == {"id", "token", "p"} and 0 < top["p"] <= 1 for top in prediction["top"])
+    assert prediction["top"][0]["token"] == engine.display(prediction["top"][0]["id"])
+    assert prediction["top"] != prediction["top_ablated"]
+
+
+def test_predict_alone_gives_the_same_prediction_twice(client):
+    body = post(client, text=TROPHY, predict=True).json
+    assert body["ablate"] == [] and "change" not in body["heads"][0][0]
+    assert body["prediction"]["top"] == body["prediction"]["top_ablated"]
+    assert body["prediction"]["logprob"] == body["prediction"]["logprob_ablated"]
+    plain = post(client, text=TROPHY).json
+    assert "prediction" not in plain and plain["heads"] == body["heads"]
+
+
+def test_the_labels_are_those_of_the_ablated_attention(client):
+    plain = post(client, text=TROPHY, model="wide").json
+    ablated = post(client, text=TROPHY, model="wide", ablate=[[0, h] for h in range(12)]).json
+    assert plain["heads"][0] == [{k: v for k, v in head.items() if k not in ("change", "knocked_out")}
+                                 for head in ablated["heads"][0]]
+    assert [h["scores"] for h in plain["heads"][11]] != [h["scores"] for h in ablated["heads"][11]]
+
+
+def counted_runs(app, monkeypatch, name: str) -> list:
+    """The engine's forward passes from now on: each call of Engine.run appends its head mask (None: all heads)."""
+    engine = app.extensions["heads.models"].get(name)
+    runs, run = [], engine.run
+    monkeypatch.setattr(engine, "run", lambda ids, mask=None, *rest: runs.append(mask) or run(ids, mask, *rest))
+    return runs
+
+
+def test_the_clean_pass_is_cached_and_each_ablation_has_its_own_response(app, client, monkeypatch):
+    runs = counted_runs(app, monkeypatch, "wide")
+    text = "A sentence seen first plainly, then with heads knocked out."
+    post(client, text=text, model="wide")
+    first = post(client, text=text, model="wide", ablate=[[2, 2]], predict=True).json
+    # The clean pass came from the plain request: only the ablated one ran.
+    assert len(runs) == 2 and runs[0] is None and runs[1][2, 2] == 0 and runs[1].sum() == 143
+    second = post(client, text=text, model="wide", ablate=[[2, 3]], predict=True).json
+    assert len(runs) == 3
+    assert first["prediction"]["top"] == second["prediction"]["top"]
+    assert first["prediction"]["logprob_ablated"] != second["prediction"]["logprob_ablated"]
+    again = post(client, text=text, model="wide", ablate=[[2, 2]], predict=True).json
+    assert again == first and len(runs) == 3
+
+
+def test_get_takes_ablate_as_json(client):
+    got = client.get('/api/attention?text=Hello%20world%20again&ablate=[[1,2]]&predict=true').json
+    posted = post(client, text="Hello world again", ablate=[[1, 2]], predict=True).json
+    assert got == posted
+
+
+BAD_ABLATE = [
+    ("5.1", '"ablate" must be a list of [layer, head] pairs like [[4, 11], [5, 1]], not a string'),
+    ({"layer": 1}, '"ablate" must be a list of [layer, head] pairs like [[4, 11], [5, 1]], not an object'),
+    (None, '"ablate" must be a list of [layer, head] pairs like [[4, 11], [5, 1]], not null'),
+    ([1, 2], '"ablate" item 0 must be a [layer, head] pair of two whole numbers like [[4, 11], [5, 1]], not a number'),
+    ([[1]], '"ablate" item 0 must be a [layer, head] pair of two whole numbers like [[4, 11], [5, 1]], not [1]'),
+    ([[0, 1], [1, 2, 3]], '"ablate" item 1 must be a [layer, head] pair of two whole numbers like [[4, 11], [5, 1]], '
+                          'not [1,2,3]'),
+    ([[0, 1.5]], '"ablate" item 0 must be a [layer, head] pair of two whole numbers like [[4, 11], [5, 1]], not [0,1.5]'),
+    ([["0", "1"]], '"ablate" item 0 must be a [layer, head] pair of two whole numbers like [[4, 11], [5, 1]], not a list'),
+    ([[[[[0]]]]], '"ablate" item 0 must be a [layer, head] pair of two whole numbers like [[4, 11], [5, 1]], not a list'),
+    ([[True, 1]], '"ablate" item 0 holds true or false; a head is [layer, head], two whole numbers like [[4, 11], [5, 1]]'),
+    ([[0, False]], '"ablate" item 0 holds true or false; a head is [layer, head], two whole numbers like [[4, 11], [5, 1]]'),
+    ([[2, 0]], "\"ablate\" names head [2, 0]; model 'tiny' has layers 0–1 and heads 0–3"),
+    ([[0, 4]], "\"ablate\" names head [0, 4]; model 'tiny' has layers 0–1 and heads 0–3"),
+    ([[-1, 0]], "\"ablate\" names head [-1, 0]; model 'tiny' has layers 0–1 and heads 0–3"),
+    ([[0, 10 ** 30]], "\"ablate\" names head [0, 1000000000000000000000000000000]; model 'tiny' has layers 0–1 and heads 0–3"),
+    ([[1, 1], [0, 2], [1, 1]], '"ablate" lists head [1, 1] twice; list each head once'),
+    ([[0, 0]] * (HEADS_OF_TINY + 1), "\"ablate\" lists 9 heads; model 'tiny' has 8 (list each head once)"),
+    ([[0, 0]] * 25_000, "\"ablate\" lists 25,000 heads; model 'tiny' has 8 (list each head once)"),
+]
+
+
+@pytest.mark.parametrize("ablate, message", BAD_ABLATE)
+def test_bad_ablate_gets_a_clear_error_before_any_work(app, client, monkeypatch, ablate, message):
+    runs = counted_runs(app, monkeypatch, "tiny")
+    response = post(client, text="Hello world", ablate=ablate)
+    assert response.status_code == 400
+    assert response.json == {"error": message}
+    assert runs == []
+
+
+@pytest.mark.parametrize("query, message", [
+    ("ablate=5.1", '"ablate" must be a list of [layer, head] pairs like [[4, 11], [5, 1]], not a number'),
+    ("ablate=[[1,", "\"ablate\" must be JSON like [[4, 11], [5, 1]], not '[[1,'"),
+    ("predict=maybe", "\"predict\" must be true or false, not 'maybe'"),
+])
+def test_bad_query_parameters_get_a_clear_error(client, query, message):
+    response = client.get(f"/api/attention?text=Hello&{query}")
+    assert response.status_code == 400 and response.json == {"error": message}
+
+
+@pytest.mark.parametrize("predict, message", [
+    ("yes", '"predict" must be true or false, not a string'),
+    (1, '"predict" must be true or false, not a number'),
+    (None, '"predict" must be true or false, not null'),
+])
+def test_predict_must_be_a_boolean(client, predict, message):
+    response = post(client, text="Hello world", predict=predict)
+    assert response.status_code == 400 and response.json == {"error": message}
+
+
+def test_ablate_is_limited_to_sentences_sent_in_one_response(app, client):
+    limit = app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]
+    response = post(client, text="the" + " the" * limit, model="wide", ablate=[[0, 0]])
+    assert response.status_code == 400
+    assert response.json["error"] == (f'"ablate" works on sentences of up to {limit} tokens (it runs the sentence '
+                                      f"twice); this one has {limit + 1}. Shorten it")
