@@ -29,6 +29,8 @@ test: $(VENV)/.installed-test chromium
 bench: $(VENV)/.installed-test
 	$(PIP) -e ".[export,test,bench]"
 	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_batch.py
 	$(PY) benchmarks/bench_server.py
 	$(PY) benchmarks/bench_page.py
 

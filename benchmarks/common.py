@@ -82,17 +82,16 @@ def interleaved(contenders: dict, rounds: int, per_round: int, settle_s: float =
 
 
 class Quiet:
-    """Waits until other processes leave the CPU alone, and remembers how busy they kept it.
+    """Waits for other processes to leave the CPU alone, and remembers how busy they kept it.
 
     The benchmarks share their machine; a round timed while another process computes measures that process.
     Before each round this samples /proc/stat while sleeping (so all the CPU it sees used is someone else's)
-    and waits, up to `patience_s`, for a sample below `threshold` of all cores. `report()` says how busy the
-    others were when the rounds started, so a reader can tell a quiet run from a noisy one. On a machine that
-    is never quiet, BENCH_QUIET_PATIENCE_S=0 stops the waiting (and `nice -n -10` keeps the others off the
-    timed calls' cores); the report still says how busy it was."""
+    and waits for a sample below `threshold` of all cores, up to `patience_s` over the whole run
+    (BENCH_QUIET_PATIENCE_S). `report()` says how busy the others were when the rounds started, so a reader
+    can tell a quiet run from a noisy one."""
 
     def __init__(self, threshold: float = 0.10, sample_s: float = 0.25, patience_s: float = 120.0):
-        self.threshold, self.sample_s, self.patience_s = threshold, sample_s, patience_s
+        self.threshold, self.sample_s, self.patience_s = threshold, sample_s, patience_s  # patience: per run
         self.busy: list[float] = []  # others' share of all cores at the start of each round
         self.waited_s = 0.0
 
@@ -110,9 +109,11 @@ class Quiet:
         return 1.0 - (idle_after - idle) / max(total_after - total, 1)
 
     def wait(self) -> None:
+        """Sample the others' load; while it is high, wait, as long as this run's patience lasts (a machine that
+        is never quiet costs a script `patience_s` once, not in every round)."""
         started = time.perf_counter()
         busy = self.others_busy()
-        while busy > self.threshold and time.perf_counter() - started < self.patience_s:
+        while busy > self.threshold and self.waited_s + time.perf_counter() - started < self.patience_s:
             busy = self.others_busy()
         self.waited_s += time.perf_counter() - started
         self.busy.append(busy)
