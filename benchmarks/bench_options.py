@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from common import QUIET, exported, interleaved, sgemm_gflops
+from common import QUIET, attention_outputs, exported, feed, interleaved, sgemm_gflops
 
 LEVELS = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
@@ -70,19 +70,23 @@ def main():
     }
     print(f"machine: {os.cpu_count()} cores, sgemm {sgemm_gflops():.0f} GFLOP/s; onnxruntime {ort.__version__}")
     for n_tokens in (int(n) for n in args.lengths.split(",")):
-        feed = {"input_ids": np.full((1, n_tokens), 262, dtype=np.int64)}
         print()
-        print(report(variants, feed, args, f"variant, T = {n_tokens} (GPT-2 small's shape)"))
+        print(report(variants, np.full((1, n_tokens), 262, dtype=np.int64), args,
+                     f"variant, T = {n_tokens} (GPT-2 small's shape)"))
     print()
     print(QUIET.report())
 
 
-def report(sessions: dict, feed: dict, args, title: str) -> str:
+def report(sessions: dict, ids, args, title: str) -> str:
     """A table of each session's median ms and its ratio to the first, all checked against the first."""
-    reference = np.stack(next(iter(sessions.values())).run(None, feed))
+    feeds = {name: feed(current, ids) for name, current in sessions.items()}
+    first = next(iter(sessions.values()))
+    reference = np.stack(first.run(attention_outputs(first), next(iter(feeds.values()))))
     for name, current in sessions.items():
-        assert np.abs(np.stack(current.run(None, feed)) - reference).max() < 1e-4, name
-    times = interleaved({name: (lambda current=current: current.run(None, feed)) for name, current in sessions.items()},
+        ours = np.stack(current.run(attention_outputs(current), feeds[name]))
+        assert np.abs(ours - reference).max() < 1e-4, name
+    times = interleaved({name: (lambda current=current, f=feeds[name]: current.run(None, f))
+                         for name, current in sessions.items()},
                         args.rounds, args.per_round)
     medians = {name: [statistics.median(samples) for samples in rounds] for name, rounds in times.items()}
     base = next(iter(medians.values()))

@@ -22,7 +22,7 @@ from onnx import helper, numpy_helper
 
 from twelve_heads.export.optimize import add_initializer, constant_tensors, drop_dead_nodes
 
-from common import CACHE, QUIET, export_source, exported, gpt2_small_checkpoint, interleaved, sgemm_gflops
+from common import CACHE, QUIET, attention_outputs, export_source, exported, feed, gpt2_small_checkpoint, interleaved, sgemm_gflops
 
 VARIANTS = CACHE / "variants"
 WITHIN_FASTEST = 1.03  # the target: the export's graph within 3% of the fastest variant at every T
@@ -125,13 +125,15 @@ def main() -> None:
     print("|-----:|" + "---:|" * (len(names) + 1))
     rows = []
     for n_tokens in lengths:
-        feed = {"input_ids": np.random.default_rng(n_tokens).integers(0, 50257, (1, n_tokens), dtype=np.int64)}
-        reference = np.stack(sessions["optimum's graph"].run(None, feed))
+        ids = np.random.default_rng(n_tokens).integers(0, 50257, (1, n_tokens), dtype=np.int64)
+        feeds = {name: feed(current, ids) for name, current in sessions.items()}
+        reference = np.stack(sessions["optimum's graph"].run(None, feeds["optimum's graph"]))
         for name, current in sessions.items():
-            assert np.abs(np.stack(current.run(None, feed)) - reference).max() < 1e-4, (name, n_tokens)
+            ours = np.stack(current.run(attention_outputs(current), feeds[name]))
+            assert np.abs(ours - reference).max() < 1e-4, (name, n_tokens)
         del reference
         rounds = args.rounds if n_tokens <= 128 else args.long_rounds
-        times = interleaved({name: (lambda s=s: s.run(None, feed)) for name, s in sessions.items()},
+        times = interleaved({name: (lambda s=s, f=feeds[name]: s.run(None, f)) for name, s in sessions.items()},
                             rounds, args.per_round if n_tokens <= 128 else 2)
         medians = {name: [statistics.median(samples) for samples in times[name]] for name in names}
         # Within each round: every variant against the fastest of that round; then the median over rounds.

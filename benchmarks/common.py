@@ -146,6 +146,27 @@ class ReadProbe:
         [thread.join() for thread in threads]
 
 
+def feed(session, ids) -> dict:
+    """A session.run feed for token ids (B, T): with every head kept when the graph takes a head mask (the
+    exports' model.onnx does, export/intervene.py; optimum's graph and its variants do not)."""
+    import numpy as np
+
+    from twelve_heads.modeldir import HEAD_MASK, INPUT_IDS
+    ids = np.asarray(ids, dtype=np.int64)
+    inputs = {node.name: node.shape for node in session.get_inputs()}
+    if HEAD_MASK not in inputs:
+        return {INPUT_IDS: ids}
+    _, n_layer, n_head = inputs[HEAD_MASK]
+    return {INPUT_IDS: ids, HEAD_MASK: np.ones((ids.shape[0], n_layer, n_head), dtype=np.float32)}
+
+
+def attention_outputs(session) -> list[str]:
+    """The graph's attentions.i outputs, in layer order: what variants of one model are compared on."""
+    from twelve_heads.modeldir import attention_output
+    names = {node.name for node in session.get_outputs()}
+    return [attention_output(layer) for layer in range(len(names)) if attention_output(layer) in names]
+
+
 def sentence_of(n_tokens: int) -> str:
     """n_tokens GPT-2 tokens: ' the' is one token, repeated."""
     return "the" + " the" * (n_tokens - 1)
