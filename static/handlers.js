@@ -114,9 +114,10 @@ export function onKey(event) {
 export function showView(view) {
   if (view.text === undefined) return;
   const shown = state.result?.request;
+  const shownB = state.compare.result ? state.compare.textB : null;
   restoreView(view);
   const sentenceChanged = !shown || shown.text !== state.draft || shown.model !== state.model ||
-    shown.prepend_bos !== state.prependBos;
+    shown.prepend_bos !== state.prependBos || shownB !== (state.compare.open ? state.compare.draftB : null);
   if (sentenceChanged) look();
   else if (state.result.sink_aware !== state.sinkAware) relabel();
   else showLayer();
@@ -131,6 +132,8 @@ export function restoreView(view, fallbackText = state.draft) {
   if (view.head !== undefined) state.head = view.head;
   if (view.model) state.model = view.model;  // checked against /api/models once they are known
   state.draft = view.text !== undefined ? view.text : fallbackText;
+  state.compare.open = Boolean(view.compare);  // compare.js: a permalink with b= compares
+  if (view.compare) Object.assign(state.compare, { draftB: view.compare.textB, view: view.compare.view });
 }
 
 // ---- the sentence ----

@@ -1,24 +1,26 @@
-/* The requests that fill the state: the sentence's labels and attention (look), its labels again when the sink
-   toggle changes (relabel), one layer at a time for long sentences (showLayer), and the draft's live token
-   count (countDraft). Each changes state, then schedule(). A request that is no longer wanted is aborted. */
+/* The requests that fill the state: the sentence's labels and attention (look; in compare mode both sentences'
+   through /api/compare), its labels again when the sink toggle changes (relabel), one layer at a time for long
+   sentences (showLayer), and the draft's live token count (countDraft). Each changes state, then schedule(). A
+   request that is no longer wanted is aborted. */
 
 import { AttentionStore } from "./attention.js";
-import { ApiError, countTokens, getAttention } from "./api.js";
+import { ApiError, countTokens, getAttention, getComparison } from "./api.js";
+import { makeAlignment } from "./diff.js";
 import { clamp, onReadyCheck, schedule, state } from "./state.js";
 
 const LAYER_SETTLE_MS = 200;  // a long sentence's layer is fetched once the student stops on it, not on the way past
 const COUNT_SETTLE_MS = 150;  // the live count waits for a pause in typing
 
 let inflight = null;  // AbortController of the request that will replace `result`
-const layerFetches = new Map();  // layer -> AbortController, for long sentences fetched one layer at a time
+const layerFetches = new Map();  // "a/layer" (and "b/layer" comparing) -> AbortController, for long sentences
 let layerTimer = 0;
 let countTimer = 0;
 let countController = null;
 
-onReadyCheck(({ status, result, attention, layer, count }) => {
+onReadyCheck(({ status, result, layer, count }) => {
   if (count.pending) return false;
   if (status === "error" || status === "empty") return true;
-  return status === "ready" && Boolean(result) && attention.has(layer);
+  return status === "ready" && Boolean(result) && sides().every(({ attention }) => attention.has(layer));
 });
 
 /** The options every request for the shown sentence repeats. Feature modules that add request fields (knocked-out
@@ -33,17 +35,26 @@ export async function look() {
   const request = sentenceRequest();
   const sameSentence = state.result && state.result.request.text === request.text &&
     state.result.request.model === request.model;
+  const textB = state.compare.open ? state.compare.draftB : null;
   Object.assign(state, { status: "loading", probe: null });
+  Object.assign(state.compare, { probe: null, query: null });
   schedule();
   try {
-    const answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "packed" }, controller.signal);
-    const attention = new AttentionStore(answer.n_head, answer.n_tokens, state.glossary.empty_row_mass);
-    if (answer.attention_packed) attention.add(answer.attention_packed, answer.attention_layers);
-    delete answer.attention_packed;
-    answer.request = request;  // what later per-layer and relabelling requests must repeat (answer.model is the
-    // manifest's name, which need not be the folder name the server knows the model by)
+    let answer;
+    let comparison = null;
+    if (textB !== null) {  // /api/compare takes the sentence request's fields, with the two texts as a and b
+      const { text, ...shared } = request;
+      const both = await getComparison({ a: text, b: textB, ...shared }, controller.signal);
+      answer = both.a;
+      comparison = { b: both.b, attentionB: storeOf(both.b, { ...request, text: textB }), heads: both.heads,
+        raw: both.alignment, alignment: alignmentOf(both.alignment) };
+    } else {
+      answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "packed" }, controller.signal);
+    }
+    const attention = storeOf(answer, request);
     abortLayers(() => true);
     Object.assign(state, { result: answer, attention, resultId: state.resultId + 1, status: "ready", error: "" });
+    Object.assign(state.compare, { result: comparison, textB: textB ?? "" });
     if (!sameSentence) state.lesson.revealed = {};
     state.layer = clamp(state.layer, 0, answer.n_layer - 1);
     state.head = clamp(state.head, 0, answer.n_head - 1);
@@ -82,13 +93,14 @@ export async function relabel() {
 }
 
 /** After the shown layer changed: a long sentence's other layers in flight are aborted, and this one is fetched
- *  once the student has stayed on it for LAYER_SETTLE_MS. */
+ *  once the student has stayed on it for LAYER_SETTLE_MS (for B too, when comparing). */
 export function showLayer() {
-  const { result, attention, layer } = state;
-  if (!result || !result.attention_per_layer) return;
+  const { layer } = state;
+  const long = sides().filter(({ result }) => result.attention_per_layer);
+  if (!long.length) return;
   abortLayers((fetched) => fetched !== layer);
   clearTimeout(layerTimer);
-  if (attention.has(layer) || layerFetches.has(layer)) return;
+  if (long.every(({ side, attention }) => attention.has(layer) || layerFetches.has(`${side}/${layer}`))) return;
   layerTimer = setTimeout(() => fetchLayer(state.layer), LAYER_SETTLE_MS);
 }
 
@@ -110,31 +122,60 @@ export function countDraft({ now = false } = {}) {
 // ---- helpers ----
 
 function fetchLayer(layer) {
-  const { result, attention } = state;
-  if (!result || !result.attention_per_layer || attention.has(layer) || layerFetches.has(layer)) return;
+  for (const shown of sides()) fetchLayerOf(shown, layer);
+}
+
+function fetchLayerOf({ side, result, attention }, layer) {
+  const key = `${side}/${layer}`;
+  if (!result.attention_per_layer || attention.has(layer) || layerFetches.has(key)) return;
   const controller = new AbortController();
-  layerFetches.set(layer, controller);
+  layerFetches.set(key, controller);
   schedule();
+  const current = () => sides().some((shown) => shown.attention === attention);
   getAttention({ ...result.request, sink_aware: state.sinkAware, format: "packed", layer }, controller.signal)
     .then((answer) => {
-      if (state.attention === attention) attention.add(answer.attention_packed, answer.attention_layers);
+      if (current()) attention.add(answer.attention_packed, answer.attention_layers);
     })
     .catch((error) => {
       if (error.name === "AbortError") return;
-      if (state.attention === attention) Object.assign(state, { status: "error", error: messageOf(error) });
+      if (current()) Object.assign(state, { status: "error", error: messageOf(error) });
     })
     .finally(() => {
-      if (layerFetches.get(layer) === controller) layerFetches.delete(layer);
+      if (layerFetches.get(key) === controller) layerFetches.delete(key);
       schedule();
     });
 }
 
 function abortLayers(unwanted) {
-  for (const [layer, controller] of layerFetches) {
-    if (!unwanted(layer)) continue;
+  for (const [key, controller] of layerFetches) {
+    if (!unwanted(Number(key.split("/")[1]))) continue;
     controller.abort();
-    layerFetches.delete(layer);
+    layerFetches.delete(key);
   }
+}
+
+/** The sentences on show, each with its store: A, and B when comparing. */
+function sides() {
+  if (!state.result) return [];
+  const shown = [{ side: "a", result: state.result, attention: state.attention }];
+  const comparison = state.compare.result;
+  if (comparison) shown.push({ side: "b", result: comparison.b, attention: comparison.attentionB });
+  return shown;
+}
+
+/** An /api/attention answer's packed numbers moved into an AttentionStore; the answer keeps its request. */
+function storeOf(answer, request) {
+  const attention = new AttentionStore(answer.n_head, answer.n_tokens, state.glossary.empty_row_mass);
+  if (answer.attention_packed) attention.add(answer.attention_packed, answer.attention_layers);
+  delete answer.attention_packed;
+  answer.request = request;  // what later per-layer and relabelling requests must repeat (answer.model is the
+  // manifest's name, which need not be the folder name the server knows the model by)
+  return attention;
+}
+
+function alignmentOf(raw) {
+  const [nA, nB] = raw.n_tokens;
+  return makeAlignment(raw.pairs, nA, nB, raw.first_difference);
 }
 
 async function fetchCount(request, key) {
