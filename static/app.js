@@ -6,11 +6,11 @@ import { getModels } from "./api.js";
 import { drawColourBar } from "./heatmap.js";
 import { buildCounts, buildGrid, drawCounts, drawGrid } from "./grid.js";
 import { drawMap } from "./map.js";
-import { buildFocus, drawFocus } from "./focus.js";
+import { buildFocus, cellAt, drawFocus } from "./focus.js";
 import { buildLesson, drawLesson } from "./lesson.js";
 import { lessonDims } from "./experiments.js";
 import { listenHistory, shownView } from "./history.js";
-import { readPermalink } from "./permalink.js";
+import { permalinkHash, readPermalink } from "./permalink.js";
 import { downloadPicture, focusPicture, gridPicture, pictureName } from "./png.js";
 import { countDraft, look, messageOf } from "./requests.js";
 import { currentModel, onDraw, onLayout, schedule, state } from "./state.js";
@@ -18,6 +18,9 @@ import { beginFrame, endFrame } from "./timing.js";
 import { buildLabelKey, buildModels, buildTokens, drawEmpty, drawGridNote, drawLayerBar, drawModels, drawSentence,
   drawTokens } from "./view.js";
 import * as on from "./handlers.js";
+import { comparisonOf } from "./compare.js";
+import { bothReady, installCompare } from "./compare_view.js";
+import { compareFocusPicture, compareGridPicture, comparePictureName } from "./compare_png.js";
 
 const PRESETS = [
   { name: "Coreference", text: "The trophy doesn't fit in the suitcase because it is too big." },
@@ -39,7 +42,7 @@ const ELEMENT_IDS = ["model", "model-picker", "model-name", "synthetic-banner", 
   "label-key", "focus", "back", "prev-head", "next-head", "focus-title", "focus-chip", "focus-confidence",
   "focus-runner-up", "focus-reason", "focus-meaning", "focus-png", "matrix", "matrix-wrap", "tooltip", "top-title",
   "top-keys", "top-empty", "scores", "scores-note", "score-meanings", "colour-bar", "pool-note", "set-aside-key",
-  "empty-row-key", "legend", "empty", "hide-labels", "experiments"];
+  "empty-row-key", "legend", "empty", "hide-labels", "experiments", "heads", "key-list"];
 
 const dom = {};
 const built = {};  // what the layout functions made, and for which shape: {grid, counts, focus, lesson, tokens}
@@ -106,6 +109,11 @@ function focusElements() {
 
 function download(focused) {
   if (!state.result || !state.attention?.has(state.layer)) return;
+  if (comparisonOf(state)) {  // compare mode: A and B (or A − B), and the focused head's three matrices
+    if (!bothReady(state, state.layer)) return;
+    const picture = focused ? compareFocusPicture(state) : compareGridPicture(state);
+    return downloadPicture(picture, comparePictureName({ ...shownView(state), focused }));
+  }
   const picture = focused ? focusPicture(state) : gridPicture(state);
   downloadPicture(picture, pictureName({ ...shownView(state), focused }));
 }
@@ -129,6 +137,10 @@ async function start() {
   onLayout(beginFrame);
   onLayout(layout);
   onDraw(draw);
+  dom.focusBody = document.querySelector(".focus-body");
+  installCompare(dom, { lookAt: on.lookAt, setLayer: on.setLayer, openFocus: on.openFocus, cellAt,
+    lessonHandlers: on.lessonHandlers,
+    hrefOf: (layer, head) => permalinkHash({ ...shownView(state), layer, head, focused: true }) });
   onDraw(endFrame);
   listen();
   on.restoreView(readPermalink(location.hash), PRESETS[0].text);
