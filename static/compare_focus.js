@@ -17,7 +17,8 @@ const PANEL_GAP = 12;  // px between the three matrices
 const MAX_CELL = 28;  // px
 const MIN_CELL = 3;  // px: beyond this the panels scroll
 const GUESS_CELL = 11;  // px: the label margin is measured at this size before the cell is chosen
-const KEPT_LAYERS = 3;  // layers of difference matrices kept, so sliding back and forth does not recompute
+const KEPT_LAYERS = 3;
+const STACKED_MEDIA = "(max-width: 700px)";  // as style.css: the panels stand one above the other  // layers of difference matrices kept, so sliding back and forth does not recompute
 
 const painters = { a: new MatrixPainter(), b: new MatrixPainter(), diff: new MatrixPainter() };  // diff: geometry
 const differences = { id: null, layers: new Map() };  // for one resultId: layer → [Float32Array (m × m) per head]
@@ -129,7 +130,8 @@ function paintPanels(parts, shown, { labels, probe, limit }) {
   const n = Math.max(result.n_tokens, b.n_tokens, labels.length);
   const guess = painters.diff.geometry(a.canvas.getContext("2d"), labels, GUESS_CELL);
   const width = Math.max(300, parts.root.clientWidth);
-  const fit = Math.floor((width - 3 * (guess.margin + 2) - 2 * PANEL_GAP) / (3 * n));  // three panels in a row
+  const inRow = window.matchMedia(STACKED_MEDIA).matches ? 1 : 3;  // a phone stacks them (style.css)
+  const fit = Math.floor((width - inRow * (guess.margin + 2) - (inRow - 1) * PANEL_GAP) / (inRow * n));
   const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, fit));
   const [queryA, queryB] = alignment.pairs[probe.query];
   const [keyA, keyB] = alignment.pairs[probe.key];
