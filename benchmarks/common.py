@@ -30,13 +30,25 @@ def gpt2_small_checkpoint() -> Path:
 
 
 def exported(name: str = "gpt2-small-random", int8: bool = False) -> Path:  # int8: pass a name of its own
-    """models/NAME for the GPT-2-small-shaped checkpoint, exported through `twelve-heads export` once."""
+    """models/NAME for the GPT-2-small-shaped checkpoint, exported through `twelve-heads export`; exported again
+    whenever the exporter's source has changed since (a stale graph would time yesterday's rewrites)."""
     target = MODELS / name
-    if not (target / "manifest.json").is_file():
+    stamp = MODELS / f"{name}.source"
+    if not (target / "manifest.json").is_file() or not stamp.is_file() or stamp.read_text() != export_source():
         args = [sys.executable, "-m", "twelve_heads.export", str(gpt2_small_checkpoint()), "--name", name,
                 "--models-dir", str(MODELS), "--tokenizer", str(TOKENIZER)] + (["--int8"] if int8 else [])
         subprocess.run(args, cwd=REPO, check=True)
+        stamp.write_text(export_source())
     return target
+
+
+def export_source() -> str:
+    """A fingerprint of the exporter: the sha256 of its source files and the model directory's contract."""
+    import hashlib
+    digest = hashlib.sha256()
+    for path in sorted([*(REPO / "export").glob("*.py"), REPO / "twelve_heads" / "modeldir.py"]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def times_ms(function, repeat: int, warmup: int = 3) -> list[float]:
@@ -58,13 +70,59 @@ def interleaved(contenders: dict, rounds: int, per_round: int, settle_s: float =
     """{name: [each round's times in ms]}: each round times every contender in turn, so all of them see the
     same machine. This VM's memory bandwidth drifts by ±15% within minutes (its neighbours); timing one thing
     after another would put that drift into the ratios. Each block starts with an untimed call after a pause,
-    so one contender's onnxruntime threads, still spinning, don't steal a core from the next."""
+    so one contender's onnxruntime threads, still spinning, don't steal a core from the next. Each round waits
+    for the machine to be quiet first (QUIET)."""
     results = {name: [] for name in contenders}
     for _ in range(rounds):
+        QUIET.wait()
         for name, function in contenders.items():
             time.sleep(settle_s)
             results[name].append(times_ms(function, per_round, warmup=1))
     return results
+
+
+class Quiet:
+    """Waits until other processes leave the CPU alone, and remembers how busy they kept it.
+
+    The benchmarks share their machine; a round timed while another process computes measures that process.
+    Before each round this samples /proc/stat while sleeping (so all the CPU it sees used is someone else's)
+    and waits, up to `patience_s`, for a sample below `threshold` of all cores. `report()` says how busy the
+    others were when the rounds started, so a reader can tell a quiet run from a noisy one."""
+
+    def __init__(self, threshold: float = 0.10, sample_s: float = 0.25, patience_s: float = 120.0):
+        self.threshold, self.sample_s, self.patience_s = threshold, sample_s, patience_s
+        self.busy: list[float] = []  # others' share of all cores at the start of each round
+        self.waited_s = 0.0
+
+    def others_busy(self) -> float:
+        def ticks():
+            with open("/proc/stat") as stat:
+                fields = [int(value) for value in stat.readline().split()[1:]]
+            return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+        try:
+            total, idle = ticks()
+            time.sleep(self.sample_s)
+            total_after, idle_after = ticks()
+        except OSError:  # no /proc (macOS): nothing to wait for
+            return 0.0
+        return 1.0 - (idle_after - idle) / max(total_after - total, 1)
+
+    def wait(self) -> None:
+        started = time.perf_counter()
+        busy = self.others_busy()
+        while busy > self.threshold and time.perf_counter() - started < self.patience_s:
+            busy = self.others_busy()
+        self.waited_s += time.perf_counter() - started
+        self.busy.append(busy)
+
+    def report(self) -> str:
+        if not self.busy:
+            return "other processes' CPU: not sampled"
+        return (f"other processes' CPU at the start of {len(self.busy)} rounds: median {statistics.median(self.busy):.0%}, "
+                f"max {max(self.busy):.0%} of {os.cpu_count()} cores (waited {self.waited_s:.0f} s for quiet)")
+
+
+QUIET = Quiet()
 
 
 class ReadProbe:

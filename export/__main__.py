@@ -1,12 +1,14 @@
-"""twelve-heads export SOURCE [--name NAME] [--models-dir DIR] [--tokenizer DIR] [--int8]
+"""twelve-heads export SOURCE [--name NAME] [--models-dir DIR] [--tokenizer DIR] [--int8] [--no-atlas]
 twelve-heads export --demo
 
 (`python -m twelve_heads.export` is the same command.)
 
 Turn a GPT-2-family checkpoint (a Hugging Face Hub id such as gpt2, distilgpt2, gpt2-medium, or a local
 directory with config.json and weights) into models/NAME/: model.onnx whose outputs are every layer's
-attention probabilities, tokenizer.json and manifest.json. `--demo` builds the planted-heads model instead
-(synthetic weights whose heads have known roles; no download). Exit status: 0 written, 2 not written.
+attention probabilities, tokenizer.json, manifest.json and atlas.json (what each head usually does over the
+reference corpus; --no-atlas leaves it out, `twelve-heads atlas` adds it later). `--demo` builds the
+planted-heads model instead (synthetic weights whose heads have known roles; no download). Exit status: 0
+written, 2 not written.
 """
 
 import argparse
@@ -40,6 +42,9 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
                         help="tokenizer directory when the checkpoint has none: tokenizer.json, vocab.json + "
                              f"merges.txt, or encoder.json + vocab.bpe (GPT-2's: {GPT2_TOKENIZER_DIR})")
     parser.add_argument("--int8", action="store_true", help="also quantize the weights to int8 (dynamic)")
+    parser.add_argument("--no-atlas", action="store_true",
+                        help="skip the head atlas (atlas.json: each head's usual job over the reference corpus); "
+                             "`twelve-heads atlas MODEL_DIR` computes it later")
     parser.add_argument("--demo", action="store_true",
                         help="build the synthetic planted-heads GPT-2 (no download) as models/demo")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
@@ -62,11 +67,11 @@ def main(argv: list[str] | None = None, prog: str = "twelve-heads export") -> in
     try:
         from .build import export_demo, export_model
         if args.demo:
-            path = export_demo(args.models_dir, name=args.name or DEMO_NAME, int8=args.int8)
+            path = export_demo(args.models_dir, name=args.name or DEMO_NAME, int8=args.int8, atlas=not args.no_atlas)
         else:
             source = args.source or DEFAULT_SOURCE
             name = args.name or Path(source.rstrip("/")).name
-            path = export_model(source, name, args.models_dir, args.tokenizer, int8=args.int8)
+            path = export_model(source, name, args.models_dir, args.tokenizer, int8=args.int8, atlas=not args.no_atlas)
     except HeadsError as err:
         print(f"export: {err}", file=sys.stderr)
         return 2

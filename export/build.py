@@ -2,9 +2,9 @@
 
 Steps: resolve the source (download when it is a Hub id) → load it as a GPT2Model with eager attention →
 trace to ONNX with attention outputs → validate against PyTorch → (optionally) quantize → write the
-tokenizer and manifest → move the finished directory into place. Everything is built in a hidden
-`models/.building-NAME-*` directory; only the final rename makes `models/NAME` appear, and an existing
-model of that name is replaced only by a complete one.
+tokenizer and manifest → compute the head atlas with the finished graph (unless told not to) → move the
+finished directory into place. Everything is built in a hidden `models/.building-NAME-*` directory; only the
+final rename makes `models/NAME` appear, and an existing model of that name is replaced only by a complete one.
 """
 
 import json
@@ -32,7 +32,7 @@ BUILDING_PREFIX = ".building-"
 REPLACED_PREFIX = ".replaced-"
 
 
-def export_demo(models_dir: Path, name: str = "demo", int8: bool = False) -> Path:
+def export_demo(models_dir: Path, name: str = "demo", int8: bool = False, atlas: bool = True) -> Path:
     """The planted-heads model (export/demo.py): hand-set weights, GPT-2's tokenizer, no download."""
     from .demo import build_planted_checkpoint
 
@@ -40,13 +40,15 @@ def export_demo(models_dir: Path, name: str = "demo", int8: bool = False) -> Pat
         log.info("building the planted-heads checkpoint …")
         planted = build_planted_checkpoint(Path(scratch) / "checkpoint")
         return export_model(str(Path(scratch) / "checkpoint"), name, models_dir, GPT2_TOKENIZER_DIR, int8=int8,
-                            synthetic=True, extra_files={PLANTED_HEADS: planted}, source_label="planted-heads demo",
+                            atlas=atlas, synthetic=True, extra_files={PLANTED_HEADS: planted},
+                            source_label="planted-heads demo",
                             description="Synthetic GPT-2-shaped model with planted heads (hand-set weights) — not GPT-2.")
 
 
 def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path | None = None,
-                 int8: bool = False, synthetic: bool = False, extra_files: dict[str, object] | None = None,
-                 source_label: str | None = None, description: str | None = None) -> Path:
+                 int8: bool = False, atlas: bool = True, synthetic: bool = False,
+                 extra_files: dict[str, object] | None = None, source_label: str | None = None,
+                 description: str | None = None) -> Path:
     """Export `source` to `models_dir/name`; return that path. Raises HeadsError with what to do."""
     check_name(name)
     models_dir = Path(models_dir)
@@ -61,6 +63,8 @@ def export_model(source: str, name: str, models_dir: Path, tokenizer_dir: Path |
         for filename, content in (extra_files or {}).items():
             write_json(building / filename, content)
         write_manifest(building, manifest)
+        if atlas:
+            add_atlas(building)
         return install(building, models_dir / name)
     finally:
         shutil.rmtree(building, ignore_errors=True)
@@ -182,6 +186,23 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
         "versions": library_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def add_atlas(building: Path) -> None:
+    """The head atlas (server/atlas.py), computed by the engine from the graph just written, as `twelve-heads
+    atlas` would; imported here so that exporting without it never loads the server."""
+    from twelve_heads.progress import ProgressBar
+    from twelve_heads.server.atlas import compute_atlas
+    from twelve_heads.server.atlas_file import write_atlas
+    from twelve_heads.server.engine import Engine
+
+    step = Step()
+    step.begin("computing the head atlas over the reference corpus")
+    engine = Engine.load(building)
+    progress = ProgressBar("  atlas", "sentences") if log.isEnabledFor(logging.INFO) else None
+    write_atlas(building, compute_atlas(engine, progress))
+    del engine
+    step.end()
 
 
 def install(building: Path, target: Path) -> Path:

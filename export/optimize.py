@@ -11,12 +11,14 @@ validates the rewritten graph against PyTorch like any other; benchmarks/bench_o
   (N, T) result) puts the weight on the side that is streamed exactly once (GPT-2 small, T = 16: about a
   quarter less time); at T = 1 the plain form is faster, at T = 8 they are even.
 
-The graph runs one sentence at a time (batch 1): the folding fixes the batch dimension of every view.
+The graph keeps both dimensions of input_ids dynamic: a batch of B right-padded sentences of T tokens.
 """
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+from twelve_heads.modeldir import INPUT_IDS
 
 
 def transpose_projections(model: onnx.ModelProto) -> int:
@@ -94,7 +96,9 @@ def drop_identity_casts(model: onnx.ModelProto) -> int:
 
 # --- shape arithmetic ---------------------------------------------------------------------------------------
 
-SHAPE_PROBE_LENGTHS = (1, 2, 3, 17)  # sentence lengths at which the shape arithmetic is evaluated
+# (batch, sentence length) pairs at which the shape arithmetic is evaluated: both vary, independently, so a
+# dimension that follows one of them is not mistaken for a constant or for the other.
+SHAPE_PROBES = ((1, 1), (1, 2), (2, 3), (3, 17), (1, 5))
 FOLDABLE_ELEMENTS = 4096  # a shape-derived tensor larger than this is data (a mask, a position table), not folded
 
 
@@ -102,13 +106,14 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> dict:
     """Replace the exporter's shape arithmetic with constants; return what was replaced.
 
     The traced graph recomputes every view's shape at run time (Shape → Gather → Unsqueeze → Concat → Reshape,
-    about 1,000 tiny nodes for GPT-2 small), and onnxruntime pays a few microseconds for each. Only the sentence
-    length T varies, so every tensor that depends on shapes alone is evaluated at several lengths:
-    - the same at every length (the attention scale √d, a view's (-1, 768)): it becomes a constant;
-    - a Reshape's target that differs in one entry only (T, or T·batch): that entry becomes -1, which Reshape
-      infers from the element count, so the target is constant too.
-    What is left (the causal mask, the position range) depends on T for real and stays. The rewritten graph is
-    then validated against PyTorch like any other.
+    about 1,000 tiny nodes for GPT-2 small), and onnxruntime pays a few microseconds for each. Only the batch B
+    and the sentence length T vary, so every tensor that depends on shapes alone is evaluated at several (B, T):
+    - the same at every probe (the attention scale √d, a view's (-1, 768)): it becomes a constant;
+    - a Reshape's target whose varying entries are each the input's own dimension at that index (0 in a
+      Reshape target: keep it), except at most one (-1: inferred from the element count) is constant too.
+    What is left depends on B or T for real and stays: the causal mask, the position range, and the target
+    (B, T, N) that undoes each projection's flattening to (B·T, K) — one per width N, shared by every layer.
+    The rewritten graph is then validated against PyTorch like any other.
     """
     shape_only = shape_only_tensors(model)
     producers = {output: node for node in model.graph.node for output in node.output}
@@ -121,8 +126,10 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> dict:
                 if name in shape_only and node.op_type not in ("Constant", "Identity")
                 and (name in graph_outputs or any(not set(c.output) <= shape_only for c in consumers.get(name, [])))]
     initializers = {init.name for init in model.graph.initializer}
-    reshapes = [node for node in model.graph.node if node.op_type == "Reshape" and node.input[1] not in initializers]
-    values, shapes = evaluate(model, frontier, [node.output[0] for node in reshapes], SHAPE_PROBE_LENGTHS)
+    reshapes = [node for node in model.graph.node if node.op_type == "Reshape" and node.input[1] not in initializers
+                and not any(a.name == "allowzero" and a.i for a in node.attribute)]  # there, 0 means 0, not "keep"
+    values, shapes = evaluate(model, frontier, {name for node in reshapes for name in (node.input[0], node.output[0])},
+                              SHAPE_PROBES)
     constants = 0
     for name in frontier:
         probes = values.get(name)
@@ -133,8 +140,8 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> dict:
             for consumer in consumers.get(name, []):
                 consumer.input[:] = [folded if i == name else i for i in consumer.input]
             constants += 1
-    # The same function of T computed again (each layer re-derives the causal mask from its own tensors' shapes):
-    # every copy is read from the first one, and the rest becomes dead.
+    # The same function of (B, T) computed again (each layer re-derives the causal mask and its views' shapes
+    # from its own tensors): every copy is read from the first one, and the rest becomes dead.
     first_of: dict[tuple, str] = {}
     shared = 0
     for name in frontier:  # in topological order, so the first copy is computed before any reader of a later one
@@ -148,7 +155,7 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> dict:
             shared += 1
     reshape_targets = 0
     for node in reshapes:
-        target = reshape_target(shapes[node.output[0]])
+        target = reshape_target(shapes[node.input[0]], shapes[node.output[0]])
         if target is not None:
             node.input[1] = add_initializer(model, f"{node.output[0]}_target", target)
             reshape_targets += 1
@@ -165,30 +172,37 @@ def shape_only_tensors(model: onnx.ModelProto) -> set[str]:
     return known - {init.name for init in model.graph.initializer}
 
 
-def reshape_target(shapes: list[tuple[int, ...]]) -> np.ndarray | None:
-    """The constant target giving these output shapes, one per length: the entry that varies as -1, the rest
-    as they are; None if more than one entry varies or another is empty."""
-    if len({len(shape) for shape in shapes}) != 1:
+def reshape_target(inputs: list[tuple[int, ...]], outputs: list[tuple[int, ...]]) -> np.ndarray | None:
+    """The constant Reshape target that turns each input shape into its output shape, one pair per probe: an
+    entry the same at every probe as it is; one that is always the input's dimension at that index as 0 (copy
+    it); one more that varies as -1 (infer it); None if that cannot say it (two free entries, rank changes)."""
+    if len({len(shape) for shape in outputs}) != 1:
         return None
-    table = np.array(shapes, dtype=np.int64)
-    varying = np.flatnonzero((table != table[0]).any(axis=0))
-    if len(varying) > 1 or (np.delete(table[0], varying) <= 0).any():
+    table = np.array(outputs, dtype=np.int64)
+    varying = (table != table[0]).any(axis=0)
+    if (table[0][~varying] <= 0).any():  # a literal 0 or -1 would be read as "copy" or "infer"
         return None
-    if not len(varying):
-        return table[0]
-    target = table[0].copy()
-    target[varying[0]] = -1
+    target, free = table[0].copy(), []
+    for index in np.flatnonzero(varying):
+        if all(index < len(shape) and shape[index] == out[index] for shape, out in zip(inputs, outputs)):
+            target[index] = 0
+        else:
+            free.append(index)
+    if len(free) > 1:
+        return None
+    target[free] = -1
     return target
 
 
-def evaluate(model: onnx.ModelProto, names: list[str], shapes_of: list[str], lengths
+def evaluate(model: onnx.ModelProto, names: list[str], shapes_of: set[str], probes
              ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[tuple[int, ...]]]]:
-    """Run the graph at each length with intermediate tensors as outputs: {name: [value at each length]} for
-    `names`, {name: [shape at each length]} for `shapes_of`."""
+    """Run the graph at each (batch, length) with intermediate tensors as outputs: {name: [value at each
+    probe]} for `names`, {name: [shape at each probe]} for `shapes_of`."""
     import onnxruntime as ort
 
     types = element_types(model)
     names = [name for name in names if types.get(name)]
+    shapes_of = sorted(shapes_of)
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     del probe.graph.output[:]
@@ -202,8 +216,8 @@ def evaluate(model: onnx.ModelProto, names: list[str], shapes_of: list[str], len
     del probe
     values: dict[str, list[np.ndarray]] = {name: [] for name in names}
     shapes: dict[str, list[tuple[int, ...]]] = {name: [] for name in shapes_of}
-    for length in lengths:
-        results = session.run(names + shape_outputs, {"input_ids": np.zeros((1, length), dtype=np.int64)})
+    for batch, length in probes:
+        results = session.run(names + shape_outputs, {INPUT_IDS: np.zeros((batch, length), dtype=np.int64)})
         for name, value in zip(names, results[:len(names)], strict=True):
             values[name].append(np.asarray(value))
         for name, value in zip(shapes_of, results[len(names):], strict=True):

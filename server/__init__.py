@@ -15,9 +15,10 @@ from werkzeug.exceptions import HTTPException
 
 from twelve_heads.errors import HeadsError
 
-from . import ratelimit
+from . import atlas_api, ratelimit
 from .api import bp, error_response
 from .cache import ByteLRU
+from .compare import bp as compare_bp
 from .config import DEFAULTS, from_environment
 from .engine import limit_malloc_arenas
 from .models import ModelRegistry
@@ -39,8 +40,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
 
-    registry = ModelRegistry(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MAX_TOKENS"],
-                             app.config["MAX_TEXT_CHARS"], app.config["ORT_THREADS"])
+    registry = ModelRegistry(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"],
+                             max_tokens=app.config["MAX_TOKENS"], max_chars=app.config["MAX_TEXT_CHARS"],
+                             threads=app.config["ORT_THREADS"],
+                             long_sentence_tokens=app.config["LONG_SENTENCE_TOKENS"])
     log_to_stderr_unless_configured()
     limit_malloc_arenas()
     registry.load_all()
@@ -50,6 +53,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["heads.long_sentences"] = threading.BoundedSemaphore(app.config["LONG_SENTENCE_CONCURRENCY"])
 
     app.register_blueprint(bp)
+    app.register_blueprint(compare_bp)
+    atlas_api.init_app(app)
     ratelimit.init_app(app)
 
     @app.get("/")
@@ -63,7 +68,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
         if err.code == 404:
-            message = f"nothing at {request.path[:200]}; the API is /api/models, /api/attention and /api/tokens"
+            message = (f"nothing at {request.path[:200]}; the API is /api/models, /api/attention, /api/tokens, "
+                       "/api/compare and /api/atlas")
         elif err.code == 405:
             allowed = sorted(set(getattr(err, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
             message = f"{request.method} is not allowed on {request.path[:200]}; use {' or '.join(allowed)}"

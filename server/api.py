@@ -17,7 +17,8 @@ from twelve_heads.modeldir import BOS_TOKEN
 from .engine import release_freed_memory
 from .fields import (Field, Fields, boolean, layer_of_model, model_name, one_of, optional_whole_number,
                      query_boolean, query_whole_number, sentence)
-from .heads import EMPTY_ROW_MASS, LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
+from .scores import EMPTY_ROW_MASS
 
 bp = Blueprint("api", __name__)
 
@@ -37,7 +38,7 @@ ATTENTION_FIELDS = Fields(
 )
 # /api/tokens's fields: what decides how a text tokenizes, as /api/attention reads them.
 TOKEN_FIELDS = Fields(*(field for field in ATTENTION_FIELDS.fields if field.name in ("text", "model", "prepend_bos")))
-GZIP_LEVEL = 1  # the page's 16-token answer: 48 KB in 1.0 ms; level 5 saves 2 KB for half a millisecond more
+GZIP_LEVEL = 1  # the fastest: higher levels shrink this JSON of repeated keys only a little more
 PACKED_SCALE = 65535  # uint16: a probability is off by at most 1/131070 ≈ 7.6e-6
 
 
@@ -73,11 +74,16 @@ def attention():
     options = ATTENTION_FIELDS.parse()
     engine = current_app.extensions["heads.models"].get(options.model)
     key = replace(options, model=engine.name)  # the model it names, not how: absent and named share answers
+    return cached_json(key, lambda: compute(engine, options))
+
+
+def cached_json(key, make) -> Response:
+    """The JSON of `make()`, from the cache when `key` was answered before; gzipped for clients that take it."""
     cache = current_app.extensions["heads.cache"]
     body = cache.get(key)  # kept gzipped: cheaper to send, and four times as many fit in CACHE_BYTES
     if body is None:
         # orjson serialises format=json's numpy array directly, without a list of millions of floats first.
-        body = gzip.compress(orjson.dumps(compute(engine, options), option=orjson.OPT_SERIALIZE_NUMPY),
+        body = gzip.compress(orjson.dumps(make(), option=orjson.OPT_SERIALIZE_NUMPY),
                              compresslevel=GZIP_LEVEL, mtime=0)
         cache.put(key, body)
     if "gzip" in request.accept_encodings:
@@ -112,7 +118,7 @@ def compute(engine, options) -> dict:
     ids, offsets = engine.tokenize(options.text, prepend_bos=options.prepend_bos)
     ATTENTION_FIELDS.check(options, engine)
     check_json_size(options, len(ids))
-    if len(ids) <= current_app.config["LONG_SENTENCE_TOKENS"]:
+    if not engine.is_long(len(ids)):
         return describe(engine, options, ids, offsets)
     with current_app.extensions["heads.long_sentences"]:  # (L, H, T, T) at T = 1,024 is 600 MB: one at a time
         try:
@@ -129,7 +135,11 @@ def check_json_size(options, n_tokens: int) -> None:
 
 
 def describe(engine, options, ids, offsets) -> dict:
-    result = engine.attend_ids(ids, offsets)
+    return respond(engine, options, engine.attend_ids(ids, offsets))
+
+
+def respond(engine, options, result) -> dict:
+    """/api/attention's answer for one computed sentence (server/compare.py answers with two of them)."""
     n_layer, n_head, n_tokens, _ = result.attention.shape
     layer = options.layer
     heads = label_heads(result.attention, result.ids, sink_aware=options.sink_aware)

@@ -11,16 +11,12 @@ class ByteLRU:
         self.size = 0
         self.entries: OrderedDict[object, bytes] = OrderedDict()
         self.lock = threading.Lock()
-        self.hits = self.misses = 0
 
     def get(self, key) -> bytes | None:
         with self.lock:
             value = self.entries.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self.entries.move_to_end(key)
-            self.hits += 1
+            if value is not None:
+                self.entries.move_to_end(key)
             return value
 
     def put(self, key, value: bytes) -> None:
@@ -35,8 +31,3 @@ class ByteLRU:
             while self.size > self.max_bytes:
                 _, evicted = self.entries.popitem(last=False)
                 self.size -= len(evicted)
-
-    def stats(self) -> dict:
-        with self.lock:
-            return {"entries": len(self.entries), "bytes": self.size, "max_bytes": self.max_bytes,
-                    "hits": self.hits, "misses": self.misses}

@@ -22,19 +22,22 @@ from twelve_heads.errors import InputError, ModelError
 from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, INPUT_IDS, REEXPORT_HINT, TOKENIZER, attention_output,
                                    read_manifest, verify_files)
 
-DEFAULT_MAX_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
+# The engine's defaults; the server's settings (server/config.py) start from these, so the engine used alone
+# behaves as the server does.
+MAX_TEXT_CHARS = 20_000  # refuse before tokenizing: even 1,024 GPT-2 tokens are rarely over ~10k characters
 # English prose runs about 4.5 characters per GPT-2 token (the atlas corpus's narrative and long items: 4.7;
 # dialogue: 3.8), so a refusal by characters can say roughly how much text the model's token limit allows.
 ENGLISH_CHARS_PER_TOKEN = 4.5
-# onnxruntime's memory arena keeps the peak of the longest sentence ever run for the life of the process: +770 MB
-# for GPT-2 small after one 1,024-token sentence. A run this long hands its activations back when it ends (the
-# caller then returns them to the system, release_freed_memory). Shorter runs keep the arena: reusing it is why
-# T = 1,024 takes 0.9 s and not 1.2 s, as it does with no arena at all.
-SHRINK_ARENA_TOKENS = 256
+# A sentence longer than this is long: its run hands onnxruntime's arena back when it ends (the caller then returns
+# the memory to the system, release_freed_memory). The arena otherwise keeps the peak of the longest sentence ever
+# run for the life of the process. Shorter runs keep it: reusing it spares every run its allocations.
+LONG_SENTENCE_TOKENS = 256
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 MALLOC_ARENAS = 2
 LONG_RUN = ort.RunOptions()
 LONG_RUN.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+BATCH_SENTENCES = 16  # run_batch's largest batch: benchmarks/bench_batch.py measures the choice
+BATCH_ATTENTION_BYTES = 64 * 2**20  # ... and its padded attention at most this (GPT-2 small: 16 × 100 tokens)
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,9 @@ class Attention:
 
 class Engine:
     def __init__(self, path: Path, manifest: dict, session: ort.InferenceSession, tokenizer: Tokenizer,
-                 max_tokens: int, max_chars: int):
+                 max_tokens: int, max_chars: int, long_sentence_tokens: int):
         self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
-        self.max_tokens, self.max_chars = max_tokens, max_chars
+        self.max_tokens, self.max_chars, self.long_sentence_tokens = max_tokens, max_chars, long_sentence_tokens
         self.output_names = [attention_output(layer) for layer in range(self.n_layer)]
 
     name = property(lambda self: self.path.name)  # the directory is the identity; a copy may be renamed
@@ -61,8 +64,8 @@ class Engine:
     synthetic = property(lambda self: self.manifest["synthetic"])
 
     @classmethod
-    def load(cls, path, max_tokens: int | None = None, max_chars: int = DEFAULT_MAX_CHARS,
-             threads: int | None = None) -> "Engine":
+    def load(cls, path, max_tokens: int | None = None, max_chars: int = MAX_TEXT_CHARS, threads: int | None = None,
+             long_sentence_tokens: int = LONG_SENTENCE_TOKENS) -> "Engine":
         """Open `path` (a models/NAME directory); raise ModelError naming the file and the fix if anything is off."""
         path = Path(path)
         if not path.is_dir():
@@ -76,7 +79,7 @@ class Engine:
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
-        return cls(path, manifest, session, tokenizer, limit, max_chars)
+        return cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens)
 
     def attend(self, text: str, prepend_bos: bool = False) -> Attention:
         """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
@@ -86,24 +89,82 @@ class Engine:
         """`attend` for a sentence already tokenized (the server tokenizes first to decide whether it is long)."""
         return Attention([self.display(i) for i in ids], ids, offsets, self.run(ids))
 
+    def attend_many(self, texts: list[str], prepend_bos: bool = False) -> list[Attention]:
+        """`attend` for many texts at once, computed in batches (run_batch): for scoring a corpus."""
+        if not isinstance(texts, list):
+            raise InputError.wrong_type("texts", "a list of strings", texts)
+        tokenized = [self.tokenize(text, prepend_bos) for text in texts]
+        attentions = self.run_batch([ids for ids, _ in tokenized])
+        return [Attention([self.display(i) for i in ids], ids, offsets, attention)
+                for (ids, offsets), attention in zip(tokenized, attentions, strict=True)]
+
     def run(self, ids: list[int]) -> np.ndarray:
         """(L, H, T, T) attention for token ids. Each layer's output is written straight into its slice of one
         array: no per-layer arrays to concatenate, so a 1,024-token sentence costs one copy of 600 MB, not two."""
-        n_tokens = len(ids)
-        attention = np.empty((self.n_layer, self.n_head, n_tokens, n_tokens), dtype=np.float32)
+        return self.run_padded([ids])[:, 0]
+
+    def run_batch(self, batch: list[list[int]]) -> list[np.ndarray]:
+        """(L, H, T_i, T_i) attention for each sentence of token ids, in the order given.
+
+        The sentences are run shortest first, up to BATCH_SENTENCES at a time, each group padded on the right
+        to its longest: under the causal mask the padding cannot change a sentence's own rows, which are
+        copied out. A group is also cut where its padded attention would exceed BATCH_ATTENTION_BYTES, so a
+        batch of long sentences costs no more memory than running them one at a time."""
+        check_batch(batch, self.manifest["vocab_size"], self.max_tokens)
+        order = sorted(range(len(batch)), key=lambda index: len(batch[index]))
+        results: list[np.ndarray | None] = [None] * len(batch)
+        long_run = False
+        for group in self.groups([len(batch[index]) for index in order]):
+            members = [order[position] for position in group]
+            attention = self.run_padded([batch[index] for index in members])  # (L, B, H, T, T)
+            long_run |= self.is_long(attention.shape[3], attention.shape[1])
+            for row, index in enumerate(members):
+                n_tokens = len(batch[index])
+                results[index] = np.ascontiguousarray(attention[:, row, :, :n_tokens, :n_tokens])
+            del attention
+        if long_run:
+            release_freed_memory()
+        return results
+
+    def groups(self, lengths: list[int]) -> list[list[int]]:
+        """Positions in `lengths` (ascending) cut into consecutive batches: at most BATCH_SENTENCES each, and
+        no more padded attention than BATCH_ATTENTION_BYTES unless a sentence alone is that large."""
+        per_token_pair = 4 * self.n_layer * self.n_head  # float32 bytes of one (query, key) over every head
+        groups: list[list[int]] = []
+        for position, n_tokens in enumerate(lengths):
+            group = groups[-1] if groups else None
+            if (group is None or len(group) >= BATCH_SENTENCES
+                    or (len(group) + 1) * n_tokens ** 2 * per_token_pair > BATCH_ATTENTION_BYTES):
+                groups.append([position])
+            else:
+                group.append(position)
+        return groups
+
+    def run_padded(self, batch: list[list[int]]) -> np.ndarray:
+        """(L, B, H, T, T) attention of `batch`, each sentence padded on the right to the longest, T."""
+        n_tokens = max(len(ids) for ids in batch)
+        ids = np.zeros((len(batch), n_tokens), dtype=np.int64)  # token 0 as padding: any token would do
+        for row, sentence in enumerate(batch):
+            ids[row, :len(sentence)] = sentence
+        attention = np.empty((self.n_layer, len(batch), self.n_head, n_tokens, n_tokens), dtype=np.float32)
         binding = self.session.io_binding()
-        binding.bind_cpu_input(INPUT_IDS, np.asarray([ids], dtype=np.int64))
+        binding.bind_cpu_input(INPUT_IDS, ids)
         for layer, name in enumerate(self.output_names):
-            binding.bind_output(name, "cpu", 0, np.float32, [1, self.n_head, n_tokens, n_tokens],
-                                attention[layer].ctypes.data)
+            binding.bind_output(name, "cpu", 0, np.float32, list(attention.shape[1:]), attention[layer].ctypes.data)
+        long_run = self.is_long(n_tokens, len(batch))
         try:
-            self.session.run_with_iobinding(binding, LONG_RUN if n_tokens >= SHRINK_ARENA_TOKENS else None)
+            self.session.run_with_iobinding(binding, LONG_RUN if long_run else None)
         except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
             raise ModelError(f"{self.path / GRAPH} failed on a {n_tokens}-token sentence "
                              f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
                              f"{self.n_positions}, vocab_size {self.manifest['vocab_size']:,}) may not match the "
-                             f"graph: {REEXPORT_HINT}", status=503) from None
+                             f"graph: {REEXPORT_HINT}") from None
         return attention
+
+    def is_long(self, n_tokens: int, n_sentences: int = 1) -> bool:
+        """Whether a run of `n_sentences` padded to `n_tokens` is long: its memory is lent for the run, not kept
+        (LONG_SENTENCE_TOKENS). A batch counts by its attention's size, as many (T, T) as one sentence that long."""
+        return n_sentences * n_tokens ** 2 > self.long_sentence_tokens ** 2
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids and character spans of `text`; InputError when the model cannot read that many."""
@@ -147,20 +208,36 @@ def check_text(text, max_chars: int, max_tokens: int) -> None:
                          "remove it") from None
 
 
+def check_batch(batch, vocab_size: int, max_tokens: int) -> None:
+    """A list of sentences, each a non-empty list of token ids this model has, none longer than it reads."""
+    if not isinstance(batch, list):
+        raise InputError.wrong_type("batch", "a list of sentences (lists of token ids)", batch)
+    for number, ids in enumerate(batch):
+        if not isinstance(ids, list):
+            raise InputError.wrong_type(f"batch[{number}]", "a list of token ids", ids)
+        if not ids:
+            raise InputError(f"batch[{number}] has no tokens; every sentence needs at least one")
+        if len(ids) > max_tokens:
+            raise InputError(f"batch[{number}] has {len(ids):,} tokens; this model reads at most {max_tokens:,}. "
+                             "Shorten it")
+        for token in ids:
+            if type(token) is not int or not 0 <= token < vocab_size:  # bool is an int subclass: not a token
+                raise InputError(f"batch[{number}] holds {token!r}, not a token id of this model (a whole number "
+                                 f"from 0 to {vocab_size - 1:,})")
+
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     """Cap glibc's malloc arenas, before the request threads start. glibc gives threads arenas of their own (up
-    to 8 per core), and each keeps its own freed pieces: a worker with 8 threads grew 28 MB under load, 15 with
-    2 arenas (benchmarks/bench_server.py). Python's small objects don't use malloc, so there is little to
-    contend for."""
+    to 8 per core), and each keeps its own freed pieces, so a worker's memory grows with its threads for no gain:
+    Python's small objects don't use malloc, so there is little to contend for."""
     if glibc := _glibc():
         glibc.mallopt(M_ARENA_MAX, arenas)
 
 
 def release_freed_memory() -> None:
     """Hand freed memory back to the system: after loading (the parsed protobuf, unpacked weights), and after a
-    long sentence (its activations). glibc keeps it otherwise: a served GPT-2 small would sit ~190 MB above its
-    model file after loading, and ~400 MB more after one 1,024-token sentence, for nothing."""
+    long sentence (its activations). glibc keeps it otherwise, and a worker would stay at its largest for good
+    (tests/test_faults.py checks that a 1,024-token sentence leaves nothing behind)."""
     if glibc := _glibc():
         glibc.malloc_trim(0)
 

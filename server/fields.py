@@ -22,7 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from twelve_heads.errors import InputError, type_name
 
-EXAMPLE = '{"text": "Hello world"}'  # what the body errors show a client to send
+EXAMPLE = '{"text": "Hello world"}'  # what the body errors show a client to send, unless its table says otherwise
 SHOWN_CHARS = 40  # of a client's unknown field name or bad query value, quoted back in the message
 
 
@@ -39,13 +39,14 @@ class Field:
 class Fields:
     """One endpoint's table of fields; `parse()` turns the current request into its frozen options object."""
 
-    def __init__(self, *fields: Field):
+    def __init__(self, *fields: Field, example: str = EXAMPLE):
         self.fields = fields
+        self.example = example  # a request that works, shown when the body is not one
         self.names = tuple(field.name for field in fields)
         self.options_type = make_dataclass("Options", [(field.name, Any) for field in fields], frozen=True)
 
     def parse(self):
-        payload = request_payload(self.fields)
+        payload = request_payload(self.fields, self.example)
         unknown = sorted(set(payload) - set(self.names))
         if unknown:
             shown = unknown[0] if len(unknown[0]) <= SHOWN_CHARS else unknown[0][:SHOWN_CHARS] + "…"
@@ -60,7 +61,7 @@ class Fields:
                 field.check(field, getattr(options, field.name), engine)
 
 
-def request_payload(fields: tuple[Field, ...]) -> dict:
+def request_payload(fields: tuple[Field, ...], example: str = EXAMPLE) -> dict:
     """The request as a dict of JSON values: the POSTed object, or the query string's values converted by each
     field's `from_query` (a field the table does not know stays a string, to be refused as unknown)."""
     if request.method != "POST":
@@ -77,12 +78,12 @@ def request_payload(fields: tuple[Field, ...]) -> dict:
     try:
         payload = request.get_json(silent=True)
     except RecursionError:
-        raise InputError(f"the request body nests too deeply; send a flat object like {EXAMPLE}") from None
+        raise InputError(f"the request body nests too deeply; send a flat object like {example}") from None
     if payload is None:
-        raise InputError(f"the request body must be JSON (UTF-8) like {EXAMPLE}, "
+        raise InputError(f"the request body must be JSON (UTF-8) like {example}, "
                          "sent with Content-Type: application/json")
     if not isinstance(payload, dict):
-        raise InputError(f"the request body must be a JSON object like {EXAMPLE}, not {type_name(payload)}")
+        raise InputError(f"the request body must be a JSON object like {example}, not {type_name(payload)}")
     return payload
 
 

@@ -21,10 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class ModelRegistry:
-    def __init__(self, models_dir, default: str, max_tokens: int | None, max_chars: int, threads: int | None):
+    def __init__(self, models_dir, default: str, **engine_options):
         self.models_dir = Path(models_dir)
         self.preferred = default
-        self.engine_options = dict(max_tokens=max_tokens, max_chars=max_chars, threads=threads)
+        self.engine_options = engine_options  # Engine.load's: max_tokens, max_chars, threads, long_sentence_tokens
         self.engines: dict[str, Engine] = {}
         self.failures: dict[str, str] = {}
         self.failed_as: dict[str, tuple] = {}  # name -> the directory's fingerprint when it failed
@@ -58,14 +58,14 @@ class ModelRegistry:
             if name not in self.engines:
                 path = self.models_dir / name
                 if name in self.failed_as and self.failed_as[name] == fingerprint(path):
-                    raise ModelError(f"model {name!r} cannot be used: {self.failures[name]}", status=503)
+                    raise ModelError(f"model {name!r} cannot be used: {self.failures[name]}")
                 try:
                     self.engines[name] = Engine.load(path, **self.engine_options)
                     self.failures.pop(name, None)
                     self.failed_as.pop(name, None)
                 except ModelError as err:
                     self.failures[name], self.failed_as[name] = str(err), fingerprint(path)
-                    raise ModelError(f"model {name!r} cannot be used: {err}", status=503) from None
+                    raise ModelError(f"model {name!r} cannot be used: {err}") from None
             return self.engines[name]
 
     def default_name(self) -> str:
@@ -75,7 +75,7 @@ class ModelRegistry:
         usable = [name for name in names if name not in self.failures]
         if not usable:
             raise ModelError(f"no model is ready in {self.models_dir}; export one with `twelve-heads export` "
-                             "(or `twelve-heads export --demo` offline)", status=503)
+                             "(or `twelve-heads export --demo` offline)")
         return usable[0]
 
     def summaries(self) -> list[dict]:

@@ -20,7 +20,8 @@ from flask import Flask, request
 
 from .api import error_response
 
-LIMITED_ENDPOINTS = {"api.attention"}  # the page, /api/models and /healthz cost nothing worth limiting
+# The page, /api/models and /healthz cost nothing worth limiting; a comparison is two sentences through the model.
+LIMITED_ENDPOINTS = {"api.attention", "compare.compare"}
 MAX_CLIENTS = 20_000  # ≈ 450 bytes each (measured): under 10 MB however many addresses a flood uses
 MAX_ADDRESS_CHARS = 64  # an IPv6 address with a zone fits; a forged header cannot grow a key
 

@@ -6,7 +6,8 @@
      makeAlignment(pairs, nA, nB, firstDifference)  pairs: [[a, b], …], strictly increasing in both; from the
                                                      server (/api/compare's "alignment") or built here
      identityAlignment(n)                             the same n tokens on both sides (Intervene)
-   The aligned index i names pairs[i]; the difference matrix is indexed by it.
+   The aligned index i names pairs[i]; the difference matrix is indexed by it. An alignment also holds bOf / aOf
+   (a position's partner on the other side) and indexOfA / indexOfB (a position's aligned index), -1 for none.
 
    Numbers (pure, no DOM; tests/js/diff.test.mjs):
      rowDistance(rowA, rowB, keys)          total variation: half the L1 distance, a key without a partner
@@ -33,7 +34,7 @@
    Colours: ColorBrewer RdBu, reversed so that red is "more in A", blue "more in B" and white no change; RdBu
    is among ColorBrewer's colour-blind-safe diverging schemes, and its lightness is symmetric around 0. */
 
-import { MASKED_RGB } from "./heatmap.js";
+import { MASKED_RGB, buildLut, rgbaPixels } from "./heatmap.js";
 import { shortToken, visibleToken } from "./attention.js";
 
 // ColorBrewer RdBu (11 classes), from −limit (blue) to +limit (red); the middle stop is the zero.
@@ -56,14 +57,17 @@ const MIN_BAR_SHARE = 0.005;  // a bar this small is still drawn one pixel wide,
  *  unmatched. `firstDifference` is where the two token sequences first differ (the length of their common
  *  prefix): every row before it is the same in A and B by causality. */
 export function makeAlignment(pairs, nA, nB, firstDifference) {
-  const bOf = new Int32Array(nA).fill(-1);
+  const bOf = new Int32Array(nA).fill(-1);  // A's position → its partner in B, -1 for none
   const aOf = new Int32Array(nB).fill(-1);
+  const indexOfA = new Int32Array(nA).fill(-1);  // A's position → its aligned index, -1 for none
+  const indexOfB = new Int32Array(nB).fill(-1);
   pairs.forEach(([a, b], index) => {
     console.assert(index === 0 || (a > pairs[index - 1][0] && b > pairs[index - 1][1]), "alignment: not increasing");
     bOf[a] = b;
     aOf[b] = a;
+    indexOfA[a] = indexOfB[b] = index;
   });
-  return { pairs, nA, nB, firstDifference, bOf, aOf,
+  return { pairs, nA, nB, firstDifference, bOf, aOf, indexOfA, indexOfB,
     same: nA === nB && pairs.length === nA };  // every position has its partner at the same index
 }
 
@@ -323,7 +327,10 @@ function changeCell({ a, b }) {
   const cell = document.createElement("td");
   cell.className = "change-cell";
   const difference = (a ?? 0) - (b ?? 0);
-  cell.textContent = `${difference > 0 ? "+" : difference < 0 ? "−" : ""}${Math.abs(difference).toFixed(2)}`;
+  const shown = Math.abs(difference).toFixed(2);
+  const sign = shown === "0.00" ? "" : difference > 0 ? "+" : "−";  // no "−0.00"
+  cell.textContent = `${sign}${shown}`;
+  cell.title = difference.toFixed(4);
   cell.style.backgroundColor = divergingColour(difference, 1);
   cell.style.color = Math.abs(difference) > 0.6 ? "#fff" : "#111";
   return cell;
@@ -337,25 +344,4 @@ function row(tag, texts) {
     return cell;
   }));
   return line;
-}
-
-function rgbaPixels(rgb) {
-  const pixels = new Uint32Array(rgb.length / 3);
-  const bytes = new Uint8ClampedArray(pixels.buffer);
-  for (let at = 0; at < pixels.length; at++) bytes.set([rgb[3 * at], rgb[3 * at + 1], rgb[3 * at + 2], 255], 4 * at);
-  return pixels;
-}
-
-function buildLut(stops, size) {
-  const rgb = stops.map((hex) => [1, 3, 5].map((at) => parseInt(hex.slice(at, at + 2), 16)));
-  const lut = new Uint8ClampedArray(size * 3);
-  for (let step = 0; step < size; step++) {
-    const position = (step / (size - 1)) * (rgb.length - 1);
-    const low = Math.min(Math.floor(position), rgb.length - 2);
-    const mix = position - low;
-    for (let channel = 0; channel < 3; channel++) {
-      lut[step * 3 + channel] = rgb[low][channel] * (1 - mix) + rgb[low + 1][channel] * mix;
-    }
-  }
-  return lut;
 }

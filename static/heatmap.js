@@ -102,14 +102,14 @@ export function lutIndex(value, maximum) {
   return scaled < 0 ? 0 : scaled > LUT_SIZE - 1 ? LUT_SIZE - 1 : scaled;
 }
 
-function rgbaPixels(rgb) {  // [r, g, b, r, g, b, …] → opaque pixels, bytes in ImageData order
+export function rgbaPixels(rgb) {  // [r, g, b, r, g, b, …] → opaque pixels, bytes in ImageData order
   const pixels = new Uint32Array(rgb.length / 3);
   const bytes = new Uint8ClampedArray(pixels.buffer);
   for (let at = 0; at < pixels.length; at++) bytes.set([rgb[3 * at], rgb[3 * at + 1], rgb[3 * at + 2], 255], 4 * at);
   return pixels;
 }
 
-function buildLut(stops, size) {
+export function buildLut(stops, size) {
   const rgb = stops.map((hex) => [1, 3, 5].map((at) => parseInt(hex.slice(at, at + 2), 16)));
   const lut = new Uint8ClampedArray(size * 3);
   for (let step = 0; step < size; step++) {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY_POSITIONS, TROPHY
-from twelve_heads.modeldir import checksums, file_sha256
+from twelve_heads.modeldir import checksums
 from twelve_heads.server.engine import Engine
 from twelve_heads.errors import InputError, ModelError
 

@@ -16,7 +16,7 @@ from transformers import BertConfig, GPT2Model
 
 from conftest import (GPT2_TOKENIZER, REPO, TINY_POSITIONS, TROPHY, TROPHY_IDS, offline_hub_env, run_export,
                       save_random_gpt2)
-from twelve_heads.modeldir import checksums, file_sha256
+from twelve_heads.modeldir import file_sha256
 from twelve_heads.server.engine import Engine
 
 PARITY_ATOL = 1e-5
@@ -70,10 +70,11 @@ def test_manifest_describes_the_model(tiny_model):
         "synthetic": False}
     assert manifest["files"]["model.onnx"] == file_sha256(tiny_model / "model.onnx")
     assert manifest["files"]["tokenizer.json"] == file_sha256(tiny_model / "tokenizer.json")
+    assert manifest["files"]["atlas.json"] == file_sha256(tiny_model / "atlas.json")
     assert manifest["bos_token_id"] == 50256
     assert {"torch", "transformers", "optimum-onnx", "onnxruntime"} <= set(manifest["versions"])
     assert manifest["validation"]["max_abs_diff"] <= 1e-4
-    assert sorted(p.name for p in tiny_model.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in tiny_model.iterdir()) == ["atlas.json", "manifest.json", "model.onnx", "tokenizer.json"]
 
 
 def test_graph_has_nothing_after_the_last_attention(tiny_model):
@@ -134,7 +135,7 @@ def test_reexport_replaces_a_model_with_a_complete_one(tmp_path, tiny_model, tin
     shutil.copytree(tiny_model, models / "tiny")
     (models / "tiny" / "stale-file").write_text("from the old export")
     run_export(tiny_checkpoint, "--name", "tiny", "--models-dir", models, "--tokenizer", GPT2_TOKENIZER)
-    assert sorted(p.name for p in (models / "tiny").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in (models / "tiny").iterdir()) == ["atlas.json", "manifest.json", "model.onnx", "tokenizer.json"]
     assert [p.name for p in models.iterdir()] == ["tiny"]
 
 
@@ -198,7 +199,7 @@ def test_int8_export_quantizes_every_projection_and_reports_its_error(tmp_path, 
     difference = np.abs(int8 - fp32)
     assert 0 < difference.max() < 0.05 and difference.mean() < 0.005
     assert 0 < quantization["attention_error_vs_fp32"]["max_abs"] < 0.05
-    assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in (tmp_path / "tiny8").iterdir()) == ["atlas.json", "manifest.json", "model.onnx", "tokenizer.json"]
 
 
 def test_an_export_killed_between_its_two_renames_gives_the_old_model_back(tmp_path, tiny_model, tiny_checkpoint):
@@ -249,15 +250,22 @@ def test_each_attention_output_is_written_by_its_softmax_not_copied_by_a_cast(ti
     assert json.loads((tiny_model / "manifest.json").read_text())["graph_rewrites"]["identity_casts_dropped"] > 0
 
 
-@pytest.mark.parametrize("shapes, target", [
-    ([(1, 1, 768), (1, 2, 768), (1, 17, 768)], [1, -1, 768]),  # T varies: inferred from the element count
-    ([(1, 1, 12, 64), (1, 5, 12, 64)], [1, -1, 12, 64]),
-    ([(3, 768), (3, 768)], [3, 768]),  # nothing varies: the shape itself
-    ([(1, 1, 1), (1, 2, 2)], None),  # two entries vary: no single -1 can say it
-    ([(1, 4), (1, 4, 1)], None),  # the rank changes
-    ([(0, 1), (0, 2)], None),  # an empty dimension would make -1 ambiguous
+B_T = [(1, 1), (2, 3), (3, 17)]  # (batch, length) at three probes
+
+
+@pytest.mark.parametrize("inputs, outputs, target", [
+    # (B, T, 768) → (B, T, 12, 64): B and T are the input's own first two dimensions, kept with 0
+    ([(b, t, 768) for b, t in B_T], [(b, t, 12, 64) for b, t in B_T], [0, 0, 12, 64]),
+    ([(b, t, 12, 64) for b, t in B_T], [(b, t, 768) for b, t in B_T], [0, 0, 768]),
+    ([(b, t, 768) for b, t in B_T], [(b * t, 768) for b, t in B_T], [-1, 768]),  # the one free entry inferred
+    ([(1, t) for _, t in B_T], [(1, 1, t, 1) for _, t in B_T], [1, 1, -1, 1]),
+    ([(3, 5), (3, 5)], [(15,), (15,)], [15]),  # nothing varies: the shape itself
+    # (B·T, 2304) → (B, T, 2304): two entries vary and neither is the input's own: no constant can say it
+    ([(b * t, 2304) for b, t in B_T], [(b, t, 2304) for b, t in B_T], None),
+    ([(1, 4), (1, 4)], [(1, 4), (1, 4, 1)], None),  # the rank changes
+    ([(2, 0), (3, 0)], [(0, 2), (0, 3)], None),  # an empty dimension would read as "copy"
 ])
-def test_reshape_target_infers_the_one_varying_entry(shapes, target):
+def test_reshape_target_keeps_or_infers_the_varying_entries(inputs, outputs, target):
     from twelve_heads.export.optimize import reshape_target
-    result = reshape_target(shapes)
+    result = reshape_target(inputs, outputs)
     assert (result is None) if target is None else result.tolist() == target

@@ -246,7 +246,7 @@ def test_short_soak_has_no_errors_and_memory_levels_off(tmp_path, tiny_model):
 def test_a_sentence_at_the_models_limit_leaves_no_memory_behind(tmp_path, demo_model):
     """1,024 tokens through all 144 heads needs about 1 GB at its peak (the 576 MB attention array, the
     activations). Once answered, the worker is back within 100 MB of where it started: onnxruntime's arena is
-    shrunk after a long run (engine.SHRINK_ARENA_TOKENS), and what glibc held goes back (release_freed_memory)."""
+    shrunk after a long run (Engine.is_long), and what glibc held goes back (release_freed_memory)."""
     shutil.copytree(demo_model, tmp_path / "demo")
     with ServerProcess(tmp_path, env=SERVER_ENV) as server:
         status, _, _ = server.request("POST", "/api/attention", {"text": "warm up"})

@@ -100,10 +100,14 @@ def test_the_cache_key_holds_every_field(app, name):
         assert len(cache.entries) == entries + 1 and second.data != first.data
 
 
-def test_readme_documents_every_attention_field():
+def test_readme_documents_every_field_of_attention_and_compare():
+    from twelve_heads.server.compare import COMPARE_FIELDS
+
     api = (REPO / "README.md").read_text().split("## JSON API")[1].split("\n## ")[0]
-    rows = [line.split("|")[1].strip() for line in api.splitlines() if line.startswith("| `")]
-    assert rows == [f"`{name}`" for name in ATTENTION_FIELDS.names]
+    tables = [[line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| `")]
+              for table in api.split("\n\n")]
+    assert [rows for rows in tables if rows] == [[f"`{name}`" for name in fields.names]
+                                                  for fields in (ATTENTION_FIELDS, COMPARE_FIELDS)]
 
 
 # --- a table of its own, as issue 14's and issue 16's fields will be added ----------------------------------------

@@ -233,7 +233,8 @@ def test_an_unexpected_failure_is_a_json_500_without_a_traceback(app, monkeypatc
 
 def test_no_endpoint_takes_a_path_from_the_request_but_the_static_folder(app):
     routes = {rule.rule for rule in app.url_map.iter_rules()}
-    assert routes == {"/", "/static/<path:filename>", "/healthz", "/api/models", "/api/attention", "/api/tokens"}
+    assert routes == {"/", "/static/<path:filename>", "/healthz", "/api/models", "/api/attention", "/api/tokens",
+                      "/api/compare", "/api/atlas"}
 
 
 @pytest.mark.parametrize("path", ["/static/../server/config.py", "/static/%2e%2e/server/config.py",

@@ -409,12 +409,12 @@ def test_bad_input_raises_a_value_error_that_says_what_to_pass(function, attenti
 
 def test_scoring_layer_by_layer_gives_the_same_labels(monkeypatch):
     """Large arrays are scored one layer at a time to bound memory; the result must not change."""
-    import twelve_heads.server.heads as heads_module
+    import twelve_heads.server.scores as scores_module
 
     rng = np.random.default_rng(7)
     attention = np.tril(rng.random((3, 4, 40, 40))).astype(np.float32)
     attention /= attention.sum(-1, keepdims=True)
     ids = list(rng.integers(0, 12, 40))
     whole = [label_heads(attention, ids, sink_aware=aware) for aware in (False, True)]
-    monkeypatch.setattr(heads_module, "WHOLE_ARRAY_BYTES", 0)
+    monkeypatch.setattr(scores_module, "WHOLE_ARRAY_BYTES", 0)
     assert [label_heads(attention, ids, sink_aware=aware) for aware in (False, True)] == whole

@@ -14,7 +14,8 @@ import pytest
 
 from conftest import TROPHY
 from twelve_heads.server.engine import Engine
-from twelve_heads.server.heads import MIN_REPEAT_ROWS, label_heads, layer_counts
+from twelve_heads.server.heads import label_heads, layer_counts
+from twelve_heads.server.scores import MIN_REPEAT_ROWS
 
 SENTENCES = {
     "short": "Alice saw the cat.",

@@ -1,7 +1,9 @@
-"""The `twelve-heads` command: `serve` the page and API with gunicorn, `export` a checkpoint into a model directory.
+"""The `twelve-heads` command: `serve` the page and API with gunicorn, `export` a checkpoint into a model directory,
+compute the head `atlas` of a model directory.
 
     twelve-heads serve [--models-dir DIR] [--host H] [--port N] [--workers N] [--threads N]
-    twelve-heads export SOURCE [--name NAME] [--models-dir DIR] [--tokenizer DIR] [--int8] | --demo
+    twelve-heads export SOURCE [--name NAME] [--models-dir DIR] [--tokenizer DIR] [--int8] [--no-atlas] | --demo
+    twelve-heads atlas MODEL_DIR [--threads N] [--quiet]
 
 Every server setting still comes from the environment (HEADS_*, README: Configuration); the flags here only
 set the ones a person types most.
@@ -24,7 +26,7 @@ EXPOSED_WARNING = (
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="twelve-heads", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", metavar="{serve,export}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,export,atlas}")
     serve = commands.add_parser("serve", help="serve the page and the JSON API (gunicorn)",
                                 description="Serve the page and the JSON API with gunicorn. Every HEADS_* "
                                             "setting in the environment applies (README: Configuration).")
@@ -38,11 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--threads", type=positive, default=DEFAULT_THREADS,
                        help=f"request threads per worker (default: {DEFAULT_THREADS})")
     commands.add_parser("export", add_help=False, help="export a checkpoint into models/NAME (needs the export extra)")
+    atlas = commands.add_parser(
+        "atlas", help="compute what each head usually does over the reference corpus (atlas.json)",
+        description="Run the model over the reference corpus (229 English items of nine kinds) and the induction "
+                    "probe (repeated random tokens), label every head on every item, and write what each head "
+                    "usually does to MODEL_DIR/atlas.json, with its checksum in the manifest. `twelve-heads export` "
+                    "does this by default; this command is for a model directory that has no atlas (or an old one). "
+                    "A running server picks the new atlas up by itself. Torch-free.")
+    atlas.add_argument("model_dir", metavar="MODEL_DIR", help="an exported model directory, e.g. models/gpt2")
+    atlas.add_argument("--threads", type=positive, help="onnxruntime threads (default: one per core)")
+    atlas.add_argument("--quiet", action="store_true", help="no progress bar; print only the result or the error")
     if argv[:1] == ["export"]:  # the exporter parses its own flags, and its --help is its own
         return run_export(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "serve":
         return run_serve(args)
+    if args.command == "atlas":
+        return run_atlas(args)
     parser.print_help()
     return 2
 
@@ -72,6 +86,33 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_export(argv: list[str]) -> int:
     from twelve_heads.export.__main__ import main as export_main
     return export_main(argv, prog="twelve-heads export")
+
+
+def run_atlas(args: argparse.Namespace) -> int:
+    import time
+
+    from twelve_heads.errors import HeadsError
+    from twelve_heads.progress import ProgressBar
+    from twelve_heads.server.atlas import compute_atlas
+    from twelve_heads.server.atlas_file import write_atlas
+    from twelve_heads.server.engine import Engine
+
+    started = time.perf_counter()
+    try:
+        engine = Engine.load(args.model_dir, threads=args.threads)
+        progress = None if args.quiet else ProgressBar(f"atlas of {engine.name}", "sentences")
+        atlas = compute_atlas(engine, progress)
+        path = write_atlas(engine.path, atlas)
+    except HeadsError as err:
+        print(f"atlas: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("atlas: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    summary = atlas["views"][0]["summary"]
+    print(f"wrote {path}: {summary['usual_heads']} of {summary['heads']} heads have a usual job over the corpus "
+          f"(median consensus {summary['median_share']:.0%}); {time.perf_counter() - started:.0f} s")
+    return 0
 
 
 def positive(text: str) -> int:

@@ -20,8 +20,6 @@ class HeadsError(Exception):
 class InputError(HeadsError):
     """The request (text, options) is not something we can compute."""
 
-    status = 400
-
     @classmethod
     def wrong_type(cls, name: str, expected: str, value) -> "InputError":
         """The one wording for a value of the wrong type: '"layer" must be a whole number, not a string'."""
@@ -35,6 +33,6 @@ def type_name(value) -> str:
 
 
 class ModelError(HeadsError):
-    """A model directory is missing, incomplete or inconsistent."""
+    """A model directory is missing, incomplete or inconsistent: the server cannot serve that model now."""
 
-    status = 500
+    status = 503

@@ -9,10 +9,13 @@ no onnxruntime): both the exporter and the torch-free server import it.
         model.onnx      input_ids (1, T) in; attentions.0 … attentions.{L-1}, each (1, H, T, T), out
         tokenizer.json  Hugging Face `tokenizers` format
         planted_heads.json   (the demo model only) each head's planted role
+        atlas.json      (optional) each head's usual job over the reference corpus (server/atlas.py)
 """
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from .errors import ModelError
@@ -24,6 +27,7 @@ MANIFEST = "manifest.json"
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
 PLANTED_HEADS = "planted_heads.json"
+ATLAS = "atlas.json"
 
 MANIFEST_VERSION = 1  # raised when a reader of an older version would misread a newer directory
 INPUT_IDS = "input_ids"
@@ -68,6 +72,33 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
+def record_file(directory: Path, name: str) -> None:
+    """Put `name`'s checksum into the manifest of `directory`, leaving every other entry as it is (a file added
+    to a finished model directory, such as its atlas). The other files are not re-hashed: a damaged graph must
+    stay refused, not be blessed with a new checksum."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    manifest["files"] = {**manifest["files"], name: file_sha256(directory / name)}
+    write_atomically(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `path` so that a reader sees the old file or the new one, never half of one (a server may be reading
+    the model directory)."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def read_manifest(directory: Path) -> dict:
     """The manifest of `directory`, checked against MANIFEST_KEYS; ModelError naming the file and the fix."""
     path = Path(directory) / MANIFEST
@@ -89,16 +120,15 @@ def read_manifest(directory: Path) -> dict:
     return manifest
 
 
-def verify_files(directory: Path, manifest: dict, names: tuple[str, ...]) -> None:
+def verify_files(directory: Path, manifest: dict, names: tuple[str, ...], hint: str = REEXPORT_HINT) -> None:
     """Each file in `names` exists and matches its checksum in the manifest: a damaged or partial copy of a model
-    directory is refused, not served."""
+    directory is refused, not served. `hint` says how to make the file again."""
     for name in names:
         path = Path(directory) / name
         expected = manifest["files"].get(name)
         if expected is None:
-            raise ModelError(f"{Path(directory) / MANIFEST} has no checksum for {name}; {REEXPORT_HINT}")
+            raise ModelError(f"{Path(directory) / MANIFEST} has no checksum for {name}; {hint}")
         if not path.is_file():
-            raise ModelError(f"{path} is missing; {REEXPORT_HINT}")
+            raise ModelError(f"{path} is missing; {hint}")
         if file_sha256(path) != expected:
-            raise ModelError(f"{path} does not match the checksum in its manifest (damaged or replaced); "
-                             f"{REEXPORT_HINT}")
+            raise ModelError(f"{path} does not match the checksum in its manifest (damaged or replaced); {hint}")

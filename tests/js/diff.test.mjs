@@ -80,6 +80,8 @@ test("with an inserted token the keys interleave in order and the extra one has 
   const alignment = makeAlignment([[0, 0], [1, 2], [2, 3], [3, 4]], 4, 5, 1);
   assert.equal(alignment.same, false);
   assert.deepEqual(Array.from(alignment.aOf), [0, -1, 1, 2, 3]);
+  assert.deepEqual(Array.from(alignment.indexOfB), [0, -1, 1, 2, 3]);
+  assert.deepEqual(Array.from(alignment.indexOfA), [0, 1, 2, 3]);
   assert.deepEqual(alignedKeys(alignment, 3),
     [{ a: 0, b: 0 }, { a: null, b: 1 }, { a: 1, b: 2 }, { a: 2, b: 3 }, { a: 3, b: 4 }]);
   // A one-token word replaced by two: A's 1 and B's 1, 2 are unmatched, the rest pair up shifted.

@@ -1,0 +1,303 @@
+"""The head atlas: what each head usually does over a fixed reference corpus, not on one sentence.
+
+A label from one sentence is a guess. `compute_atlas(engine)` runs the engine over the reference corpus
+(server/data/atlas_corpus.json: 229 English items of nine kinds) and the standard induction probe (PROBE_SEQUENCES
+sequences of PROBE_LENGTH random tokens, each repeated once, as ARENA and TransformerLens make it), labels every
+head on every item with `label_heads`, and returns what `atlas.json` holds (README: "The head atlas"). Torch-free:
+the engine and numpy.
+
+    atlas = compute_atlas(Engine.load("models/gpt2"))   # or: twelve-heads atlas models/gpt2
+    atlas["views"][0]["heads"][5][5]["consensus"]        # "induction"
+
+Four views, each computed from its own attention: with and without <|endoftext|> first, each plain and
+sink-aware (the first token's column set aside and rows renormalised, as `label_heads(sink_aware=True)`).
+
+Where a role can show. Some roles need something only some items have, and a head that has such a role rests on
+the first token (a broadcaster) or looks near wherever it is missing. So each label is counted only on the items
+where it could show (can_show), and its share is over those:
+- duplicate-token and induction: items where at least MIN_REPEAT_ROWS scored rows have an earlier copy of their
+  token, as the labeller itself requires; every probe sequence is one;
+- long-range: items of at least LONG_RANGE_MIN_TOKENS tokens;
+- every other label: every item.
+The consensus is a role of the first kind when it holds on at least half the items where it could show (what
+the head does where it has nothing to do says nothing about it); else the label with the largest share.
+In the sink-aware views, an item on which a head leaves nothing off the first token counts as broadcaster for it.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from twelve_heads import __version__
+from twelve_heads.modeldir import GRAPH
+
+from .detector import tl_similarity_score
+from .heads import LABELS, SCORE_NAMES, label_heads
+from .scores import FIRST_SCORED_ROW, MIN_REPEAT_ROWS, without_first_token
+
+ATLAS_VERSION = 1  # raised when a reader of an older version would misread a newer atlas.json
+CORPUS_PATH = Path(__file__).resolve().parent / "data" / "atlas_corpus.json"
+
+PROBE_SEQUENCES = 10  # ARENA and TransformerLens: 10 sequences of random tokens ...
+PROBE_LENGTH = 50  # ... of 50 tokens, each repeated once (shorter when the model reads fewer than 2 x 50 + 1)
+PROBE_SEED = 0  # fixed: the probe, and so the atlas, is the same every time
+PROBE_KIND = "probe"
+
+LONG_RANGE_MIN_TOKENS = 16  # 10 of the 14 scored rows reach 5+ tokens back: room for a head that looks farther
+USUAL_SHARE = 0.5  # a usual job holds on a majority of the items where it could show (the labeller's "most")
+BATCH_SIZE = 8  # sentences of similar length per engine call
+DECIMALS = 4  # as label_heads reports its scores
+
+LABEL_INDEX = {label: index for index, label in enumerate(LABELS)}
+BROADCASTER, MIXED = LABEL_INDEX["broadcaster"], LABEL_INDEX["mixed"]
+DUPLICATE, INDUCTION, LONG_RANGE = LABEL_INDEX["duplicate-token"], LABEL_INDEX["induction"], LABEL_INDEX["long-range"]
+CONDITIONAL = (LONG_RANGE, DUPLICATE, INDUCTION)  # in LABELS order: of equal shares the first wins
+REPEAT_SCORES = [SCORE_NAMES.index("duplicate_token"), SCORE_NAMES.index("induction")]
+RULES = {
+    "duplicate-token": f"items where at least {MIN_REPEAT_ROWS} tokens repeat an earlier one, and the probe",
+    "induction": f"items where at least {MIN_REPEAT_ROWS} tokens repeat an earlier one, and the probe",
+    "long-range": f"items of at least {LONG_RANGE_MIN_TOKENS} tokens",
+    "other": "every item",
+    "consensus": "a duplicate-token, induction or long-range role that holds on at least half of the items where "
+                 "it could show; otherwise the label with the largest share",
+    "usual": f"the consensus holds on at least {USUAL_SHARE:.0%} of the items where it could show and is not mixed",
+    "sink_aware": "an item on which a head leaves nothing off the first token counts as broadcaster for it",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One sentence of the atlas, tokenized for one view."""
+
+    kind: str  # a corpus kind, or PROBE_KIND
+    ids: list[int]
+    probe_half: int = 0  # a probe sequence: the length of each half; 0 for a corpus item
+    probe_index: int = -1
+    start: int = 0  # 1 when <|endoftext|> is prepended
+
+    def can_show(self) -> np.ndarray:  # (len(LABELS),) bool
+        duplicate_rows, induction_rows = repeat_rows(self.ids)
+        can = np.ones(len(LABELS), dtype=bool)
+        can[DUPLICATE] = duplicate_rows >= MIN_REPEAT_ROWS
+        can[INDUCTION] = induction_rows >= MIN_REPEAT_ROWS
+        can[LONG_RANGE] = len(self.ids) >= LONG_RANGE_MIN_TOKENS
+        return can
+
+
+def compute_atlas(engine, progress=None) -> dict:
+    """The atlas of `engine`'s model (what atlas.json holds). `progress(done, total)` is called after each batch of
+    sentences. The same model gives the same atlas, number for number."""
+    corpus_bytes = CORPUS_PATH.read_bytes()
+    texts = json.loads(corpus_bytes)["items"]
+    bos = engine.manifest.get("bos_token_id")
+    half = min(PROBE_LENGTH, (engine.n_positions - 1) // 2)
+    halves = probe_halves(engine.manifest["vocab_size"], bos, half)
+    settings = [False] if bos is None else [False, True]
+    prepared = {prepend_bos: reference_items(engine, texts, halves, prepend_bos) for prepend_bos in settings}
+    total, done = sum(len(items) for items, _ in prepared.values()), 0
+    views = []
+    for prepend_bos, (items, _) in prepared.items():
+        tallies = {sink_aware: Tally(len(items), len(halves), engine.n_layer, engine.n_head)
+                   for sink_aware in (False, True)}
+        for batch in batches(items):
+            for index, attention in zip(batch, attention_of(engine, [items[index].ids for index in batch])):
+                for sink_aware, tally in tallies.items():
+                    tally.add(index, items[index], attention, sink_aware)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        views += [summarize(items, tallies[sink_aware], prepend_bos, sink_aware) for sink_aware in (False, True)]
+    kinds = {}
+    for item in texts:
+        kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
+    return {
+        "atlas_version": ATLAS_VERSION,
+        "twelve_heads_version": __version__,
+        "model": engine.manifest["name"],
+        "source": engine.manifest.get("source"),
+        "graph_sha256": engine.manifest["files"][GRAPH],
+        "n_layer": engine.n_layer,
+        "n_head": engine.n_head,
+        "labels": list(LABELS),
+        "score_names": list(SCORE_NAMES),
+        "corpus": {"items": len(texts), "kinds": kinds, "sha256": hashlib.sha256(corpus_bytes).hexdigest(),
+                   "skipped": {("bos" if prepend_bos else "plain"): skipped
+                               for prepend_bos, (_, skipped) in prepared.items()}},
+        "probe": {"sequences": len(halves), "length": half, "seed": PROBE_SEED,
+                  "tokens": "uniform over the vocabulary, <|endoftext|> left out; each sequence repeated once"},
+        "rules": RULES,
+        "views": views,
+    }
+
+
+def attention_of(engine, batch: list[list[int]]) -> list[np.ndarray]:
+    """(L, H, T, T) attention of each sentence in `batch`: the one place the atlas runs the engine.
+    Engine.run_batch (issue 13) takes this loop's place when it lands."""
+    return [engine.run(ids) for ids in batch]
+
+
+def batches(items: list[Item]) -> list[list[int]]:
+    """Item indices in batches of similar length (shortest first), so that a padded batch wastes little."""
+    order = sorted(range(len(items)), key=lambda index: (len(items[index].ids), index))
+    return [order[start:start + BATCH_SIZE] for start in range(0, len(order), BATCH_SIZE)]
+
+
+def reference_items(engine, texts: list[dict], halves: list[list[int]], prepend_bos: bool) -> tuple[list[Item], int]:
+    """The corpus items the model can read (and how many it cannot: too long), then the probe sequences."""
+    items, skipped = [], 0
+    for text in texts:
+        ids = token_ids(engine, text["text"], prepend_bos)
+        if len(ids) > engine.n_positions:
+            skipped += 1
+            continue
+        items.append(Item(text["kind"], ids, start=int(prepend_bos)))
+    bos = [engine.manifest["bos_token_id"]] if prepend_bos else []
+    items += [Item(PROBE_KIND, bos + half + half, probe_half=len(half), probe_index=index, start=int(prepend_bos))
+              for index, half in enumerate(halves)]
+    return items, skipped
+
+
+def token_ids(engine, text: str, prepend_bos: bool) -> list[int]:
+    """Token ids as the page gets them, without the engine's length limit (the atlas skips what is too long)."""
+    ids = list(engine.tokenizer.encode(text).ids)
+    return [engine.manifest["bos_token_id"]] + ids if prepend_bos else ids
+
+
+def probe_halves(vocab_size: int, bos: int | None, half: int) -> list[list[int]]:
+    """PROBE_SEQUENCES lists of `half` random token ids, uniform over the vocabulary without <|endoftext|>."""
+    rng = np.random.default_rng(PROBE_SEED)
+    draws = rng.integers(0, vocab_size - (bos is not None), size=(PROBE_SEQUENCES, half))
+    if bos is not None:
+        draws += draws >= bos  # skip the document token's id
+    return draws.tolist()
+
+
+def repeat_rows(ids) -> tuple[int, int]:
+    """Scored rows with an earlier copy of their token, counted as the labeller counts them: for duplicate-token a
+    copy at keys 1..i-1, for induction a key 1..i-1 that follows a copy (so the copy is at 0..i-2)."""
+    ids = np.asarray(ids)
+    query, key = np.indices((len(ids), len(ids)))
+    same = ids[:, None] == ids[None, :]
+    scored = np.arange(len(ids)) >= FIRST_SCORED_ROW
+    duplicate = (same & (key >= 1) & (key < query)).any(axis=1)
+    induction = (same & (key <= query - 2)).any(axis=1)
+    return int((duplicate & scored).sum()), int((induction & scored).sum())
+
+
+def previous_token_pattern(n_tokens: int) -> np.ndarray:  # (T, T)
+    """TransformerLens's previous-token detection pattern: query i >= 1 on key i-1 (row 0 has none).
+    (transformer_lens/head_detector.py, get_previous_token_head_detection_pattern.)"""
+    return np.eye(n_tokens, k=-1)
+
+
+def arena_induction_score(attention: np.ndarray, half: int, start: int) -> np.ndarray:  # (L, H, T, T) -> (L, H)
+    """ARENA's induction score on a sequence repeated once: the mean attention on the diagonal half - 1 back (from
+    each token of the second half to the token after its first copy), over the second half's queries. ARENA
+    averages the whole diagonal, which adds the two last queries of the first half; this is the second half alone."""
+    queries = np.arange(start + half, start + 2 * half)
+    return attention[..., queries, queries - (half - 1)].mean(axis=-1)
+
+
+class Tally:
+    """Per item, for one view: each head's label and scores; per probe sequence, its ARENA induction score."""
+
+    def __init__(self, n_items: int, n_probe: int, n_layer: int, n_head: int):
+        self.labels = np.zeros((n_items, n_layer, n_head), dtype=np.int8)
+        self.scores = np.zeros((n_items, n_layer, n_head, len(SCORE_NAMES)))
+        self.previous = np.zeros((n_items, n_layer, n_head))  # TransformerLens's previous-token detector
+        self.induction = np.zeros((n_probe, n_layer, n_head))
+
+    def add(self, index: int, item: Item, attention: np.ndarray, sink_aware: bool) -> None:
+        heads = label_heads(attention, item.ids, sink_aware=sink_aware)
+        self.labels[index] = [[LABEL_INDEX[head["label"]] for head in layer] for layer in heads]
+        self.scores[index] = [[[head["scores"][name] for name in SCORE_NAMES] for head in layer] for layer in heads]
+        seen = attention
+        if sink_aware:
+            seen, has_mass = without_first_token(attention)
+            nothing_left = ~has_mass[..., FIRST_SCORED_ROW:].any(axis=-1)  # (L, H)
+            self.labels[index][nothing_left] = BROADCASTER
+        self.previous[index] = tl_similarity_score(seen, previous_token_pattern(len(item.ids)))
+        if item.probe_half:
+            self.induction[item.probe_index] = arena_induction_score(seen, item.probe_half, item.start)
+
+
+def summarize(items: list[Item], tally: Tally, prepend_bos: bool, sink_aware: bool) -> dict:
+    """One view of the atlas: every head's consensus and evidence, every layer's broadcasters per item."""
+    n_items, n_layer, n_head = tally.labels.shape
+    can_show = np.array([item.can_show() for item in items])  # (N, 9)
+    probe = np.array([item.kind == PROBE_KIND for item in items])
+    got = tally.labels[..., None] == np.arange(len(LABELS))  # (N, L, H, 9)
+    counts = (got & can_show[:, None, None, :]).sum(axis=0)  # (L, H, 9): each label where it could show
+    of = can_show.sum(axis=0)  # (9,)
+    shares = counts / np.maximum(of, 1)
+    profile = got.mean(axis=0)  # (L, H, 9): over every item, as it came
+
+    conditional = shares[..., list(CONDITIONAL)]
+    best = np.array(CONDITIONAL)[conditional.argmax(axis=-1)]
+    consensus = np.where(conditional.max(axis=-1) >= USUAL_SHARE, best, shares.argmax(axis=-1))  # (L, H)
+    share = np.take_along_axis(shares, consensus[..., None], axis=-1)[..., 0]
+    count = np.take_along_axis(counts, consensus[..., None], axis=-1)[..., 0]
+    usual = (share >= USUAL_SHARE) & (consensus != MIXED)
+
+    repeats = can_show[:, DUPLICATE]  # the TransformerLens token scores say something only where tokens repeat
+    weights = np.ones((n_items, len(SCORE_NAMES)), dtype=bool)
+    weights[:, REPEAT_SCORES] = repeats[:, None]
+    mean, spread = weighted_mean_spread(tally.scores, weights[:, None, None, :])
+    detector = {"previous_token": (tally.previous[~probe].mean(axis=0), tally.previous[probe].mean(axis=0))}
+    for name, column in zip(("duplicate_token", "induction"), REPEAT_SCORES):
+        text_repeats = repeats & ~probe
+        corpus_mean = tally.scores[text_repeats, ..., column].mean(axis=0) if text_repeats.any() else np.zeros(
+            (n_layer, n_head))
+        detector[name] = (corpus_mean, tally.scores[probe, ..., column].mean(axis=0))
+    induction_score = tally.induction.mean(axis=0)
+
+    rounded = lambda array: np.round(array, DECIMALS).tolist()  # noqa: E731 (one conversion per array)
+    label_names = np.array(LABELS, dtype=object)[consensus].tolist()
+    share, count, usual, profile, shares = (rounded(share), count.tolist(), usual.tolist(), rounded(profile),
+                                            rounded(shares))
+    mean, spread, induction_score = rounded(mean), rounded(spread), rounded(induction_score)
+    detector = {name: (rounded(corpus), rounded(probed)) for name, (corpus, probed) in detector.items()}
+    of_list = of.tolist()
+    heads = [[{
+        "consensus": label_names[layer][head],
+        "consensus_share": share[layer][head],
+        "consensus_count": count[layer][head],
+        "consensus_of": of_list[consensus[layer, head]],
+        "usual": usual[layer][head],
+        "induction_score": induction_score[layer][head],
+        "shares": dict(zip(LABELS, shares[layer][head])),
+        "profile": dict(zip(LABELS, profile[layer][head])),
+        "scores": {name: [mean[layer][head][column], spread[layer][head][column]]
+                   for column, name in enumerate(SCORE_NAMES)},
+        "detector": {name: {"corpus": corpus[layer][head], "probe": probed[layer][head]}
+                     for name, (corpus, probed) in detector.items()},
+    } for head in range(n_head)] for layer in range(n_layer)]
+
+    broadcasters = (tally.labels[~probe] == BROADCASTER).sum(axis=-1)  # (corpus items, L)
+    layers = [{"broadcasters": {"mean": round(float(column.mean()), 2), "min": int(column.min()),
+                                "max": int(column.max())}} for column in broadcasters.T]
+    return {
+        "prepend_bos": prepend_bos,
+        "sink_aware": sink_aware,
+        "items": n_items,
+        "corpus_items": int((~probe).sum()),
+        "probe_items": int(probe.sum()),
+        "can_show": dict(zip(LABELS, of_list)),
+        "summary": {"usual_heads": int(np.sum(usual)), "heads": n_layer * n_head,
+                    "median_share": round(float(np.median(share)), DECIMALS)},
+        "layers": layers,
+        "heads": heads,
+    }
+
+
+def weighted_mean_spread(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over axis 0 of the items whose weight is True; 0 where there are none."""
+    n = weights.sum(axis=0)
+    total = np.where(weights, values, 0.0).sum(axis=0)
+    mean = np.divide(total, n, out=np.zeros_like(total), where=n > 0)
+    deviation = np.where(weights, values - mean, 0.0)
+    variance = np.divide((deviation ** 2).sum(axis=0), n, out=np.zeros_like(total), where=n > 0)
+    return mean, np.sqrt(variance)
