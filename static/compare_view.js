@@ -5,7 +5,7 @@
 
 import { Heatmap } from "./heatmap.js";
 import { MatrixPainter } from "./matrix.js";
-import { paintChip } from "./labels.js";
+import { headTag, paintChip } from "./labels.js";
 import { THUMB_MAX_CELLS } from "./grid.js";
 import { tokenChip } from "./view.js";
 import { visibleToken } from "./attention.js";
@@ -197,7 +197,8 @@ export function drawCompareFocus(elements, state) {
   const infoB = comparison.b.heads[layer][head];
   const change = comparison.heads[layer][head];
   elements.title.textContent = `Layer ${layer} · head ${head}`;
-  paintChip(elements.chip, infoA.label, `(A) · B: ${infoB.label}`);
+  const [tagA, tagB] = [headTag(infoA, result, state.glossary), headTag(infoB, comparison.b, state.glossary)];
+  paintChip(elements.chip, tagA.name, `${tagA.name} (A) · B: ${tagB.name}`, tagA.meaning);
   elements.confidence.textContent = `change ${change.change.toFixed(3)}`;
   if (!bothReady(state, layer)) return false;
 

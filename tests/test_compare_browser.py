@@ -187,6 +187,8 @@ def test_the_focused_view_shows_a_b_and_their_difference_and_a_querys_two_aligne
         assert page.locator(canvas).is_visible()
     expected = compared(server, BIG, SMALL)
     assert page.text_content("#focus-confidence") == f"change {expected['heads'][layer][head]['change']:.3f}"
+    labels = [expected[side]["heads"][layer][head]["label"] for side in ("a", "b")]
+    assert page.text_content("#focus-chip") == f"{labels[0]} (A) · B: {labels[1]}"
     tokens = expected["a"]["tokens"]
     query = tokens.index(" it")
     page.select_option("#compare-query", str(query))
