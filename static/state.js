@@ -82,7 +82,8 @@ export function currentModel({ models, model }) {
   return models.find((entry) => entry.name === model) || null;
 }
 
-/** Whether the sentence box holds something other than the sentence shown. */
-export function isStale({ result, draft }) {
-  return Boolean(result) && draft !== result.request.text;
+/** Whether a sentence box holds something other than the sentence shown (B's box, while comparing). */
+export function isStale({ result, draft, compare }) {
+  if (!result) return false;
+  return draft !== result.request.text || (compare.open && compare.draftB !== (compare.result ? compare.textB : ""));
 }
