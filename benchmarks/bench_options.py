@@ -1,28 +1,26 @@
-"""What onnxruntime's knobs buy at T = 16 on GPT-2 small's shape: the evidence behind the engine's settings.
+"""What onnxruntime's knobs buy on GPT-2 small's shape: the evidence behind the engine's session settings.
 
-    python benchmarks/bench_options.py [--rounds 10]
+    python benchmarks/bench_options.py [--lengths 8,16,64] [--rounds 10]
 
-Times one `session.run` of the exported attention graph under: the engine's settings (ORT_ENABLE_ALL, one
-thread per core, spinning on, memory arena on); each graph optimisation level; 1 intra-op thread; spinning
-off; the arena off; prepacking off; onnxruntime's transformer optimizer (LayerNorm, GELU and bias fusions;
-attention fusion disabled, since a fused Attention op would not output the probabilities); and the graph as
-optimum writes it, without export/optimize.py's rewrites (the shape arithmetic folded into constants, each
-projection's weight put on the streamed side of the product), and with the first rewrite only.
+Times one `session.run` of the exported attention graph, at each length, under: the engine's settings
+(ORT_ENABLE_ALL, one thread per core, spinning on, memory arena on); each graph optimisation level; 1 intra-op
+thread; spinning off; the arena off; prepacking off; and onnxruntime's transformer optimizer (LayerNorm, GELU
+and bias fusions; attention fusion disabled, since a fused Attention op would not output the probabilities).
 Every variant's attention is checked against the engine's before it is timed, and the variants take turns
-round after round (common.interleaved), each ratio taken within a round.
+round after round (common.interleaved), each ratio taken within a round. The graph rewrites themselves are
+compared at every length by bench_sweep.py.
 """
 
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from common import exported, interleaved
+from common import QUIET, exported, interleaved, sgemm_gflops
 
 LEVELS = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
@@ -50,44 +48,16 @@ def transformer_optimized(path, out):
     return out
 
 
-def plain_export(out):
-    """The graph as optimum writes it, before export/optimize.py rewrites it."""
-    from transformers import GPT2Model
-
-    from common import gpt2_small_checkpoint
-    sys.path.insert(0, str(exported().parents[3]))
-    from twelve_heads.export.graph import export_onnx
-    export_onnx(GPT2Model.from_pretrained(gpt2_small_checkpoint(), attn_implementation="eager").eval(), out)
-    return out
-
-
-def folded_only(plain, out):
-    """optimum's graph with the shape arithmetic folded, the projections left as they are."""
-    import onnx
-
-    from twelve_heads.export.optimize import fold_shape_arithmetic
-    graph = onnx.load(str(plain))
-    fold_shape_arithmetic(graph)
-    onnx.save(graph, str(out))
-    return out
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=5)
-    parser.add_argument("--lengths", default="1,8,16,64,256", help="T values for the graph comparison")
+    parser.add_argument("--lengths", default="8,16,64")
     args = parser.parse_args()
     path = exported() / "model.onnx"
-    ids = {"input_ids": np.full((1, 16), 262, dtype=np.int64)}
     scratch = Path(tempfile.mkdtemp(prefix="bench-options-"))
-    plain = plain_export(scratch / "plain.onnx")
-    graphs = {"engine (folded, projections transposed)": session(path),
-              "optimum's graph as exported": session(plain),
-              "shape arithmetic folded only": session(folded_only(plain, scratch / "folded.onnx"))}
-    engine = graphs["engine (folded, projections transposed)"]
     variants = {
-        "engine settings (all, threads = cores, spinning, arena)": engine,
+        "engine settings (all, threads = cores, spinning, arena)": session(path),
         "optimisation level: disabled": session(path, "disabled"),
         "optimisation level: basic": session(path, "basic"),
         "optimisation level: extended": session(path, "extended"),
@@ -97,13 +67,14 @@ def main():
         "memory arena off": session(path, arena=False),
         "prepacking off": session(path, session__disable_prepacking="1"),
         "transformer optimizer (no attention fusion)": session(transformer_optimized(path, scratch / "optimized.onnx")),
-        "optimum's graph as exported": graphs["optimum's graph as exported"],
     }
-    print(report(variants, ids, args, "variant (T = 16, GPT-2 small shape)"))
+    print(f"machine: {os.cpu_count()} cores, sgemm {sgemm_gflops():.0f} GFLOP/s; onnxruntime {ort.__version__}")
     for n_tokens in (int(n) for n in args.lengths.split(",")):
         feed = {"input_ids": np.full((1, n_tokens), 262, dtype=np.int64)}
         print()
-        print(report(graphs, feed, args, f"graph, T = {n_tokens}"))
+        print(report(variants, feed, args, f"variant, T = {n_tokens} (GPT-2 small's shape)"))
+    print()
+    print(QUIET.report())
 
 
 def report(sessions: dict, feed: dict, args, title: str) -> str:

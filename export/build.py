@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from twelve_heads.errors import HeadsError
-from twelve_heads.modeldir import BOS_TOKEN, GRAPH, INTERVENTION, PLANTED_HEADS, TOKENIZER, write_manifest
+from twelve_heads.modeldir import BATCHABLE, BOS_TOKEN, GRAPH, INTERVENTION, PLANTED_HEADS, TOKENIZER, write_manifest
 
 from .tokenizer import GPT2_TOKENIZER_DIR, find_tokenizer, load_tokenizer
 
@@ -130,7 +130,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
 
     from .graph import VALIDATION_ATOL, export_onnx, validate_onnx, validation_lengths
     from .intervene import add_intervention
-    from .optimize import drop_identity_casts, fold_shape_arithmetic, transpose_projections
+    from .optimize import drop_identity_casts, fold_shape_arithmetic
 
     config = AutoConfig.from_pretrained(checkpoint)
     if config.model_type != "gpt2":
@@ -155,9 +155,6 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     step.begin("folding shape arithmetic and identity casts out of the graph")
     graph = onnx.load(str(onnx_path))
     rewrites = {"shape_arithmetic": fold_shape_arithmetic(graph), "identity_casts_dropped": drop_identity_casts(graph)}
-    if not int8:  # the int8 quantizer needs the plain Gemm(X, W) form; it gets its own speed from int8 weights
-        step.begin("rewriting projections for onnxruntime's sgemm")
-        rewrites["projections_transposed"] = transpose_projections(graph)
     onnx.save(graph, str(onnx_path))
     del graph
     step.begin("validating the graph against PyTorch")
@@ -185,6 +182,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
         "bos_token_id": bos_token_id,
         "precision": "int8" if int8 else "fp32",
         "quantization": quantization,
+        BATCHABLE: not int8,
         "graph_rewrites": rewrites,
         "validation": {"max_abs_diff": worst, "atol": VALIDATION_ATOL, "lengths": validation_lengths(config.n_positions)},
         INTERVENTION: intervention,

@@ -1,15 +1,16 @@
 """Rewrites of the exported graph that make it faster on a CPU without changing what it computes. The export
-validates the rewritten graph against PyTorch like any other; benchmarks/bench_options.py times each rewrite.
+validates the rewritten graph against PyTorch like any other; benchmarks/bench_sweep.py times each rewrite at
+every sentence length from 1 to 64 and at 96 … 1,024, and only rewrites that never lose are kept.
 
 - fold_shape_arithmetic: the traced graph recomputes every view's shape at run time, about 2,000 tiny nodes
-  for GPT-2 small; the shapes depend on the sentence length alone, so they become constants (below).
+  for GPT-2 small; the shapes depend on the batch and the sentence length alone, so most become constants.
 - drop_identity_casts: Casts to the type their input already has, one of which copied every probability.
-- transpose_projections (fp32): every GPT-2 projection exports as Gemm(X, W, b): X is (T, K) activations, W a
-  (K, N) weight. onnxruntime's sgemm packs W ahead of time and then, for T above the few rows its kernel
-  handles at once, streams the packed weight more than once per call; for a short sentence the weight reads
-  are the whole cost. The transposed product Yᵀ = Wᵀ·Xᵀ (Gemm(Wᵀ, X, transB=1), then a Transpose of the small
-  (N, T) result) puts the weight on the side that is streamed exactly once (GPT-2 small, T = 16: about a
-  quarter less time); at T = 1 the plain form is faster, at T = 8 they are even.
+
+The projections stay as optimum writes them, Gemm(X, W, b) with X the (B·T, K) activations. Their transposed
+form Gemm(Wᵀ, X) (benchmarks/bench_sweep.py keeps it as a contender) puts B·T on onnxruntime's sgemm column
+side, which it computes in blocks of 16: wherever the machine is bound by compute rather than by reading
+weights, every T costs what the next multiple of 16 costs (the cliff from 16 to 17 tokens), and a sentence in a
+batch no longer gets bit-for-bit its attention alone.
 
 The graph keeps both dimensions of input_ids dynamic: a batch of B right-padded sentences of T tokens.
 """
@@ -19,32 +20,6 @@ import onnx
 from onnx import helper, numpy_helper
 
 from twelve_heads.modeldir import INPUT_IDS
-
-
-def transpose_projections(model: onnx.ModelProto) -> int:
-    """Rewrite Gemm(X, W, b) with constant W, b as Transpose(Gemm(Wᵀ, X, b as a column, transB=1)); return how many."""
-    initializers = constant_tensors(model)
-    nodes, rewritten = [], 0
-    for node in model.graph.node:
-        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        plain = (node.op_type == "Gemm" and not attributes.get("transA", 0) and not attributes.get("transB", 0)
-                 and attributes.get("alpha", 1.0) == 1.0 and attributes.get("beta", 1.0) == 1.0)
-        if not plain or node.input[1] not in initializers or (len(node.input) > 2 and node.input[2] not in initializers):
-            nodes.append(node)
-            continue
-        weight = numpy_helper.to_array(initializers[node.input[1]])  # (K, N)
-        inputs = [add_initializer(model, f"{node.input[1]}_t", np.ascontiguousarray(weight.T)), node.input[0]]
-        if len(node.input) > 2:
-            bias = numpy_helper.to_array(initializers[node.input[2]])
-            inputs.append(add_initializer(model, f"{node.input[2]}_column", bias.reshape(-1, 1)))  # (N, 1)
-        product = f"{node.output[0]}_transposed"
-        nodes.append(helper.make_node("Gemm", inputs, [product], name=f"{node.name}_transposed", transB=1))
-        nodes.append(helper.make_node("Transpose", [product], [node.output[0]], name=f"{node.name}_back", perm=[1, 0]))
-        rewritten += 1
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    drop_dead_nodes(model)  # the Identity aliases of the untransposed weights, and those weights
-    return rewritten
 
 
 def constant_tensors(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:

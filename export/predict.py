@@ -130,18 +130,24 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
         product = g.op("MatMulInteger", embedding.name, hidden, g.const(quantized["zero_point"], np.uint8), hidden_zero)
         scale = g.op("Mul", g.const(quantized["scale"], np.float32), hidden_scale)
         logits = g.op("Mul", g.op("Cast", product, to=TensorProto.FLOAT), scale)
-    logprobs = g.op("LogSoftmax", logits, axis=0)  # (V, B·T): over the vocabulary
+    # log p = logit - logsumexp over the vocabulary, taken only where it is read: a (V, B·T) log-softmax would
+    # be a second table of the logits' size (50 MB at 128 positions), held in the arena for good.
+    normalizer = g.op("ReduceLogSumExp", logits, axes=[0], keepdims=1)  # (1, B·T); axes is an attribute in opset 17
     batch_time = g.op("Shape", INPUT_IDS)
     # The token each position must predict: the next one; the last position has none (0 stands in, cut below).
     following = g.op("Pad", g.op("Slice", INPUT_IDS, g.const([1]), g.const([np.iinfo(np.int64).max]), g.const([1])),
                      g.const([0, 0, 0, 1]))
-    picked = g.op("GatherElements", logprobs, g.op("Reshape", following, g.const([1, -1])), axis=0)  # (1, B·T)
-    g.nodes.append(helper.make_node("Slice", [g.op("Reshape", picked, batch_time), g.const([0]), g.const([-1]),
-                                              g.const([1])], [NEXT_TOKEN_LOGPROB], name="/lm_head/next"))
-    by_position = g.op("Reshape", logprobs, g.op("Concat", g.const([vocab_size]), batch_time, axis=0))  # (V, B, T)
-    last = g.op("Squeeze", g.op("Slice", by_position, g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([2])),
-                g.const([2]))
-    g.nodes.append(helper.make_node("TopK", [g.op("Transpose", last, perm=[1, 0]), g.const([min(TOP_K, vocab_size)])],
+    picked = g.op("GatherElements", logits, g.op("Reshape", following, g.const([1, -1])), axis=0)  # (1, B·T)
+    picked = g.op("Reshape", g.op("Sub", picked, normalizer), batch_time)  # (B, T)
+    g.nodes.append(helper.make_node("Slice", [picked, g.const([0]), g.const([-1]), g.const([1])],
+                                    [NEXT_TOKEN_LOGPROB], name="/lm_head/next"))
+    by_position = g.op("Concat", g.const([vocab_size]), batch_time, axis=0)  # (V, B, T)
+    last = g.op("Slice", g.op("Reshape", logits, by_position), g.const([-1]), g.const([np.iinfo(np.int64).max]),
+                g.const([2]))  # (V, B, 1)
+    last_normalizer = g.op("Slice", g.op("Reshape", normalizer, g.op("Concat", g.const([1]), batch_time, axis=0)),
+                           g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([2]))  # (1, B, 1)
+    last = g.op("Transpose", g.op("Squeeze", g.op("Sub", last, last_normalizer), g.const([2])), perm=[1, 0])  # (B, V)
+    g.nodes.append(helper.make_node("TopK", [last, g.const([min(TOP_K, vocab_size)])],
                                     [TOP_LOGPROB, TOP_IDS], name="/lm_head/top", axis=-1, largest=1, sorted=1))
     model.graph.node.extend(g.nodes)
     model.graph.initializer.extend([*g.initializers, embedding])

@@ -35,6 +35,7 @@ from twelve_heads import __version__
 from twelve_heads.modeldir import GRAPH
 
 from .detector import previous_token_pattern, tl_similarity_score
+from .engine import BATCH_SENTENCES
 from .heads import LABELS, SCORE_NAMES, label_heads
 from .scores import FIRST_SCORED_ROW, MIN_REPEAT_ROWS, without_first_token
 
@@ -48,7 +49,7 @@ PROBE_KIND = "probe"
 
 LONG_RANGE_MIN_TOKENS = 16  # 10 of the 14 scored rows reach 5+ tokens back: room for a head that looks farther
 USUAL_SHARE = 0.5  # a usual job holds on a majority of the items where it could show (the labeller's "most")
-BATCH_SIZE = 8  # sentences of similar length per engine call
+BATCH_SIZE = BATCH_SENTENCES  # sentences of similar length per engine call (and per progress step)
 DECIMALS = 4  # as label_heads reports its scores
 
 LABEL_INDEX = {label: index for index, label in enumerate(LABELS)}
@@ -134,9 +135,9 @@ def compute_atlas(engine, progress=None) -> dict:
 
 
 def attention_of(engine, batch: list[list[int]]) -> list[np.ndarray]:
-    """(L, H, T, T) attention of each sentence in `batch`: the one place the atlas runs the engine.
-    Engine.run_batch (issue 13) takes this loop's place when it lands."""
-    return [engine.run(ids) for ids in batch]
+    """(L, H, T, T) attention of each sentence in `batch`: the one place the atlas runs the engine, in padded
+    batches (Engine.run_batch)."""
+    return engine.run_batch(batch)
 
 
 def batches(items: list[Item]) -> list[list[int]]:

@@ -19,7 +19,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from twelve_heads.errors import InputError, ModelError
-from twelve_heads.modeldir import (BOS_TOKEN, GRAPH, HEAD_MASK, INPUT_IDS, INTERVENTION, PREDICT_GRAPH,
+from twelve_heads.modeldir import (BATCHABLE, BOS_TOKEN, GRAPH, HEAD_MASK, INPUT_IDS, INTERVENTION, PREDICT_GRAPH,
                                    REEXPORT_HINT, RESIDUAL, TOKENIZER, attention_output, read_manifest, verify_files)
 
 from .intervene import Predictor, head_mask, shared_initializers
@@ -125,7 +125,8 @@ class Engine:
         The sentences are run shortest first, up to BATCH_SENTENCES at a time, each group padded on the right
         to its longest: under the causal mask the padding cannot change a sentence's own rows, which are
         copied out. A group is also cut where its padded attention would exceed BATCH_ATTENTION_BYTES, so a
-        batch of long sentences costs no more memory than running them one at a time."""
+        batch of long sentences costs no more memory than running them one at a time. A model whose manifest
+        does not say it is batchable (int8; exports from before batching) runs them one at a time."""
         check_batch(batch, self.manifest["vocab_size"], self.max_tokens)
         order = sorted(range(len(batch)), key=lambda index: len(batch[index]))
         results: list[np.ndarray | None] = [None] * len(batch)
@@ -146,10 +147,11 @@ class Engine:
         """Positions in `lengths` (ascending) cut into consecutive batches: at most BATCH_SENTENCES each, and
         no more padded attention than BATCH_ATTENTION_BYTES unless a sentence alone is that large."""
         per_token_pair = 4 * self.n_layer * self.n_head  # float32 bytes of one (query, key) over every head
+        most = BATCH_SENTENCES if self.manifest.get(BATCHABLE) is True else 1
         groups: list[list[int]] = []
         for position, n_tokens in enumerate(lengths):
             group = groups[-1] if groups else None
-            if (group is None or len(group) >= BATCH_SENTENCES
+            if (group is None or len(group) >= most
                     or (len(group) + 1) * n_tokens ** 2 * per_token_pair > BATCH_ATTENTION_BYTES):
                 groups.append([position])
             else:

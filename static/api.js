@@ -1,5 +1,6 @@
-/* Talking to the server: /api/models, /api/attention, /api/compare and /api/tokens. Every failure becomes an ApiError whose
-   message is the server's own `{"error": ...}` text, or a plain sentence when the server could not be reached. */
+/* Talking to the server: /api/models, /api/attention, /api/compare and /api/tokens. Every failure becomes an
+   ApiError whose message is the server's own `{"error": ...}` text, or a plain sentence when the server could
+   not be reached. */
 
 const ATTENTION_URL = "/api/attention";
 const MODELS_URL = "/api/models";
@@ -17,7 +18,7 @@ export function getAttention(options, signal) {
   return postJson(ATTENTION_URL, options, signal);
 }
 
-/** POST {a, b, model, prepend_bos, ablate}: both sentences' answers, their alignment and each head's change. */
+/** POST two sentences (a, b, model, prepend_bos) and return both answers, their alignment and each head's change. */
 export function getComparison(options, signal) {
   return postJson(COMPARE_URL, options, signal);
 }

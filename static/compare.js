@@ -1,9 +1,8 @@
 /* Compare mode: sentence B beside sentence A, the same heads on a minimal pair, and how much each one changed.
    state.result and state.attention stay A's, so everything built for one sentence keeps working;
-   state.compare (state.js) adds B, the alignment and each head's change from POST /api/compare (requests.js).
-   Here: the pairs offered as presets, the permalink's b= and diff= fields, the handlers of the compare controls,
-   and the pure helpers the compare views draw from (the ranking, the lesson's answer, the tokenization note).
-   compare_view.js draws it; tests/js/compare.test.mjs tests the pure parts. */
+   state.compare (state.js) adds B, the alignment and each head's change from POST /api/compare.
+   Here are the pairs offered as presets, the handlers of the compare controls, and the pure helpers the compare
+   views draw from: the ranking of heads, the lesson's answer and the words of the tokenization note. */
 
 import { addPermalinkField } from "./permalink.js";
 import { countDraft, look, relabel } from "./requests.js";
@@ -24,11 +23,13 @@ export const PAIRS = [
 export const LESSON_PAIR = PAIRS[0];  // "Which layer holds the heads that change most when 'big' becomes 'small'?"
 export const LESSON_ID = "compare-layer";
 
-// The permalink carries B (b=) and the difference grid (diff=1); the view's `compare` is {textB, view}.
-addPermalinkField({ param: "b", read: (value, view) => { if (value !== null) view.compare = { textB: value, view: "side" }; },
-  write: (view) => view.compare?.textB ?? null });
-addPermalinkField({ param: "diff", read: (value, view) => { if (view.compare && value === "1") view.compare.view = "diff"; },
-  write: (view) => (view.compare?.view === "diff" ? "1" : null) });
+// The permalink carries B while comparing: &b=…, and &diff=1 for the A − B grid.
+addPermalinkField({ param: "b", read(value, view) {
+  if (value !== null) view.compare = { open: true, textB: value, view: "side" };
+}, write: ({ compare }) => (compare?.open && compare.textB ? compare.textB : null) });
+addPermalinkField({ param: "diff", read(value, view) {
+  if (view.compare && value === "1") view.compare.view = "diff";
+}, write: ({ compare }) => (compare?.open && compare.textB && compare.view === "diff" ? "1" : null) });
 
 // ---- handlers: change state, then schedule() (or look()) ----
 
@@ -37,27 +38,24 @@ export function openCompare() {
   const { compare } = state;
   compare.open = true;
   if (!compare.draftB) compare.draftB = state.draft;
-  if (state.sinkAware) {  // differences are of the raw attention; the sink view would set a column of them aside
+  if (state.sinkAware) {  // differences are of the raw attention; the sink view would hide a column of them
     state.sinkAware = false;
     relabel();
   }
   schedule();
 }
 
-/** Back to one sentence: A's part of a comparison is exactly what /api/attention answers, so it stays shown. */
+/** Back to one sentence: A's part of the comparison is exactly what /api/attention answers, so it stays. */
 export function closeCompare() {
   Object.assign(state.compare, { open: false, result: null, textB: "", query: null, probe: null });
   schedule();
 }
 
-export function editDraftB(text) {
-  state.compare.draftB = text;
-  schedule();  // the stale marker
-}
-
 export function choosePair(pair) {
-  Object.assign(state, { draft: pair.a, sinkAware: false });
-  Object.assign(state.compare, { open: true, draftB: pair.b });
+  state.draft = pair.a;
+  state.compare.open = true;
+  state.compare.draftB = pair.b;
+  if (state.sinkAware) state.sinkAware = false;
   countDraft({ now: true });
   look();
 }
@@ -65,11 +63,6 @@ export function choosePair(pair) {
 export function setCompareView(view) {
   state.compare.view = view;
   schedule();
-}
-
-/** The D key: A and B side by side, or A − B. */
-export function toggleCompareView() {
-  if (comparisonOf(state)) setCompareView(state.compare.view === "diff" ? "side" : "diff");
 }
 
 /** The aligned query whose two rows the bar charts show. */
@@ -124,11 +117,8 @@ export function lessonSolution(heads, top) {
   const text = first.change === 0 ? "No head changes: the sentences do not differ where a head could see it."
     : `Of the ${top} heads that change most, ${spread}. The most: layer ${first.layer} head ${first.head} ` +
       `(change ${first.change.toFixed(3)}). Answer: layer ${layers.join(" or ")}.`;
-  const why = "Why: a head's change is how differently it spreads its attention once one word differs; heads " +
-    "that only look at positions (the previous token, the first token) barely change, heads that look for " +
-    "what a word means or refers to do.";
   const showMe = { layer: first.layer, head: first.head, focused: true };
-  return { answers: { layer: layers.map(String) }, text, why, counts, showMe };
+  return { answers: { layer: layers.map(String) }, text, counts, showMe };
 }
 
 /** Whether the comparison on show is the lesson's pair (the experiment checks only that one). */
@@ -158,4 +148,60 @@ export function tokenizationNote(comparison, tokensA, tokensB) {
   return `A and B tokenize differently (${nA} and ${nB} tokens): ${alignment.pairs.length} positions are aligned ` +
     `by their token ids; ${unmatched.join(" and ")} ${unmatched.length > 1 ? "have" : "has"} no partner. Rows are ` +
     `compared where both queries are aligned, and attention to a key without a partner counts as changed. ${where}`;
+}
+
+// ---- the controls ----
+
+/** Wire the compare controls in `dom` (app.js's element map). `page` has the page's own openFocus and setLayer,
+ *  which links in the ranking and the lesson's "Show me" use. */
+export function listenCompare(dom, page) {
+  dom.compareOpen.addEventListener("click", () => { openCompare(); dom.textB.focus(); });
+  dom.compareClose.addEventListener("click", () => { closeCompare(); dom.text.focus(); });
+  dom.textB.addEventListener("input", () => { state.compare.draftB = dom.textB.value; });
+  dom.textB.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); state.compare.draftB = dom.textB.value; look(); }
+  });
+  for (const radio of [dom.viewSide, dom.viewDiff]) radio.addEventListener("change", () => setCompareView(radio.value));
+  dom.compareQuery.addEventListener("change", () => pickQuery(Number(dom.compareQuery.value)));
+  dom.rankingList.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-layer]");
+    if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;  // new tab: the href
+    event.preventDefault();
+    page.setLayer(Number(link.dataset.layer));
+    page.openFocus(Number(link.dataset.head));
+  });
+  const alignedCell = (canvas, side, event) => {
+    const cell = page.cellAt(canvas, event.offsetX, event.offsetY);
+    const alignment = state.compare.result?.alignment;
+    if (!cell || !alignment) return null;
+    const index = side === "a" ? alignment.indexOfA : side === "b" ? alignment.indexOfB : null;
+    const query = index ? index[cell.query] : cell.query;
+    const key = index ? index[cell.key] : cell.key;
+    return query >= 0 && key >= 0 ? { query, key } : null;  // a position without a partner has no A − B
+  };
+  for (const [canvas, side] of [[dom.matrixA, "a"], [dom.matrixB, "b"], [dom.matrixDiff, "diff"]]) {
+    canvas.addEventListener("mousemove", (event) => probeCompare(alignedCell(canvas, side, event)));
+    canvas.addEventListener("mouseleave", () => probeCompare(null));
+    canvas.addEventListener("click", (event) => {
+      const cell = alignedCell(canvas, side, event);
+      if (cell) pickQuery(cell.query);
+    });
+  }
+  dom.matrixDiff.addEventListener("keydown", (event) => {
+    const pairs = state.compare.result?.alignment.pairs;
+    const step = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[event.key];
+    if (!pairs || (!step && event.key !== "Enter")) return;
+    event.preventDefault();
+    event.stopPropagation();  // the page's arrows move between heads; here they move the probed cell
+    const last = pairs.length - 1;
+    const probe = state.compare.probe || { query: state.compare.query ?? last, key: 0 };
+    if (event.key === "Enter") return pickQuery(probe.query);
+    const clamp = (value) => Math.max(0, Math.min(last, value));
+    probeCompare({ query: clamp(probe.query + step[0]), key: clamp(probe.key + step[1]) });
+  });
+}
+
+/** The D key: A and B side by side, or A − B. */
+export function toggleCompareView() {
+  if (comparisonOf(state)) setCompareView(state.compare.view === "diff" ? "side" : "diff");
 }

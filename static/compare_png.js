@@ -3,11 +3,12 @@
 
 import { Heatmap, drawColourBar } from "./heatmap.js";
 import { MatrixPainter } from "./matrix.js";
-import { THUMB_MAX_CELLS } from "./grid.js";
 import { pictureName } from "./png.js";
+import { shownView } from "./history.js";
+import { THUMB_MAX_CELLS } from "./grid.js";
 import { DiffHeatmap, alignedLabels, drawDivergingBar, paintDifference, poolDifference } from "./diff.js";
 import { comparisonOf } from "./compare.js";
-import { layerDifferences, layerLimit } from "./compare_focus.js";
+import { layerDifferences, layerLimit } from "./compare_view.js";
 
 const PAD = 24;  // px around everything
 const SIDE_THUMB = 110;  // px per map when A and B stand side by side
@@ -75,7 +76,7 @@ export function compareFocusPicture(state) {
   const n = Math.max(result.n_tokens, b.n_tokens, labels.length);
   const cell = Math.max(2, Math.min(24, Math.floor(FOCUS_PANEL_PX / n)));
   const measure = document.createElement("canvas").getContext("2d");
-  const painters = [new MatrixPainter(), new MatrixPainter()];  // their own heatmaps: the page's stay as they are
+  const painters = [new MatrixPainter(), new MatrixPainter()];  // a picture's own: the focused view's stay as they are
   const geometries = [result.tokens, b.tokens, labels].map((tokens) => painters[0].geometry(measure, tokens, cell));
   const width = PAD * 2 + geometries.reduce((sum, geometry) => sum + geometry.width, 0) + 2 * GAP;
   const change = comparison.heads[layer][head].change;
@@ -98,9 +99,9 @@ export function compareFocusPicture(state) {
       paintDifference(context, geometry, { difference: layerDifferences(state, layer)[head], n: labels.length, labels,
         limit, probe: null });
     } else {
-      const tokens = index === 0 ? result.tokens : b.tokens;
-      painters[index].paint(context, geometry, { matrix: (index === 0 ? state.attention : attentionB)
-        .pooled(layer, head, false, tokens.length), key: "png", tokens, probe: null });
+      const [store, tokens] = index === 0 ? [state.attention, result.tokens] : [attentionB, b.tokens];
+      painters[index].paint(context, geometry, { matrix: store.pooled(layer, head, false, tokens.length), key: "png",
+        tokens, probe: null });
     }
     context.restore();
     x += geometry.width + GAP;
@@ -109,10 +110,10 @@ export function compareFocusPicture(state) {
   return canvas;
 }
 
-/** png.js's name for the view, marked as a comparison: "…_compare.png", or "…_diff.png" for the A − B grid. */
-export function comparePictureName(view) {
-  const kind = view.compare.view === "diff" && !view.focused ? "diff" : "compare";
-  return pictureName(view).replace(/\.png$/, `_${kind}.png`);
+/** pictureName's name (model, layer, head, A's first words, toggles) with what the picture compares. */
+export function comparePictureName(state, focused) {
+  const view = !focused && state.compare.view === "diff" ? "diff" : "compare";
+  return pictureName({ ...shownView(state), focused }).replace(/\.png$/, `_${view}.png`);
 }
 
 // ---- pure helpers ----

@@ -1,323 +1,336 @@
-/* Compare mode on the page (compare.js holds its state changes): installCompare adds B's box, the pair presets,
-   B's tokens with the note on how the two line up, the A and B / A − B switch, B and A − B in every thumbnail
-   with the head's change, the focused view's three matrices with one query's two aligned bar charts (a panel
-   of its own in compare_focus.js), "Which heads care about this word?", the lesson's experiment, and the
-   diverging colour bar, each in the place index.html keeps for it. Draw functions only read state; the
-   differences come from diff.js, the one diff component. */
+/* Drawing compare mode (compare.js holds its handlers): B's box and tokens, the note on how the two sentences
+   line up, B and A − B in every thumbnail with the head's change, the focused view's three matrices and the
+   two aligned bar charts of one query, and "Which heads care about this word?". Every function only reads
+   state; differences come from diff.js, the one diff component. */
 
 import { Heatmap } from "./heatmap.js";
+import { MatrixPainter } from "./matrix.js";
+import { headTag, paintChip } from "./labels.js";
 import { THUMB_MAX_CELLS } from "./grid.js";
+import { tokenChip } from "./view.js";
 import { visibleToken } from "./attention.js";
-import { plural } from "./format.js";
-import { onDraw, onLayout, schedule, state } from "./state.js";
+import { PAIRS, comparisonOf, rankHeads, shownQuery, tokenizationNote } from "./compare.js";
 import {
-  PAIRS, choosePair, closeCompare, comparisonOf, editDraftB, openCompare, rankHeads, setCompareView,
-  toggleCompareView, tokenizationNote,
-} from "./compare.js";
-import { buildCompareFocus, drawCompareFocus, layerDifferences, layerLimit } from "./compare_focus.js";
-import { buildCompareLesson, drawCompareLesson } from "./compare_lesson.js";
-import { DiffHeatmap, drawDivergingBar, poolDifference } from "./diff.js";
+  DiffHeatmap, alignedKeys, alignedLabels, differenceMatrix, niceLimit, paintDifference, poolDifference,
+  rowBarEntries, drawRowBars,
+} from "./diff.js";
 
 const RANKING_SIZE = 12;  // heads in "Which heads care about this word?"
+const PANEL_GAP = 12;  // px between the focused view's three matrices
+const MAX_CELL = 28;  // px
+const MIN_CELL = 3;  // px: beyond this the panels scroll
+const KEPT_LAYERS = 3;  // layers of difference matrices kept, so sliding back and forth does not recompute
 
-/** Build compare mode's elements into the page and register its layout and draw. `page` has the page's own
- *  handlers the compare controls reuse: lookAt, setLayer, openFocus, cellAt, lessonHandlers. */
-export function installCompare(dom, page) {
-  const parts = { ...buildSentence(dom), ...buildHeads(dom), focus: buildCompareFocus(dom, page), thumbs: [],
-    lesson: null, page };
-  listen(parts, dom, page);
-  onLayout(() => layoutCompare(parts, dom));
-  onDraw((shown) => drawCompare(parts, dom, shown));
-  return parts;
+const differences = { id: null, layers: new Map() };  // resultId → layer → [Float32Array (m × m) per head]
+const painters = { a: new MatrixPainter(), b: new MatrixPainter() };  // the focused view's A and B, each its own
+let rankingKey = "";
+let queryKey = "";
+
+// ---- numbers the views share ----
+
+/** Every head's A − B of `layer` over the aligned positions, computed once per comparison and layer. */
+export function layerDifferences(state, layer) {
+  const comparison = comparisonOf(state);
+  if (differences.id !== state.resultId) Object.assign(differences, { id: state.resultId, layers: new Map() });
+  let matrices = differences.layers.get(layer);
+  if (!matrices) {
+    const { attentionB, alignment } = comparison;
+    matrices = Array.from({ length: state.result.n_head }, (_, head) => differenceMatrix(
+      (query) => state.attention.row(layer, head, query, false), (query) => attentionB.row(layer, head, query, false),
+      alignment));
+    differences.layers.set(layer, matrices);
+    if (differences.layers.size > KEPT_LAYERS) differences.layers.delete(differences.layers.keys().next().value);
+  }
+  return matrices;
 }
 
-// ---- structure ----
+/** The colour scale's end for a layer: one round number for all its heads, so their colours compare. */
+export function layerLimit(state, layer) {
+  let largest = 0;
+  for (const matrix of layerDifferences(state, layer)) {
+    for (const value of matrix) if (Math.abs(value) > largest) largest = Math.abs(value);  // NaN compares false
+  }
+  return niceLimit(largest);
+}
 
-function buildSentence(dom) {
-  const open = button("quiet", "Compare with…");
-  open.id = "compare-open";
-  dom.look.after(open);
-  const sideA = element("span", "side-label", "A");
-  sideA.setAttribute("aria-hidden", "true");
-  const rowA = element("div", "side-row", sideA);
-  dom.text.before(rowA);
-  rowA.append(dom.text);
-  const sideB = element("span", "side-label", "B");
-  sideB.setAttribute("aria-hidden", "true");
-  const textB = element("textarea");
-  Object.assign(textB, { id: "text-b", rows: 2, spellcheck: false, placeholder: "The same sentence with one word changed" });
-  const labelB = element("label", "visually-hidden", "Sentence B, compared with the first");
-  labelB.htmlFor = textB.id;
-  const close = button("quiet", "× one sentence");
-  close.id = "compare-close";
-  const box = element("div", "side-row compare-box", sideB, labelB, textB, close);
-  box.id = "compare-box";
-  rowA.after(box);
-  const pairs = element("div", "presets");
-  pairs.id = "pair-presets";
-  pairs.setAttribute("role", "group");
-  pairs.setAttribute("aria-label", "Sentence pairs to compare");
-  pairs.append(...PAIRS.map((pair) => {
-    const preset = button("", pair.name);
-    preset.title = `A: ${pair.a}\nB: ${pair.b}`;
-    preset.addEventListener("click", () => choosePair(pair));
-    return preset;
+export function bothReady(state, layer) {
+  const comparison = comparisonOf(state);
+  return Boolean(comparison && state.attention?.has(layer) && comparison.attentionB.has(layer));
+}
+
+// ---- the sentence area ----
+
+export function buildPairPresets(container, onPick) {
+  container.replaceChildren(...PAIRS.map((pair) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = pair.name;
+    button.title = `A: ${pair.a}\nB: ${pair.b}`;
+    button.addEventListener("click", () => onPick(pair));
+    return button;
   }));
-  const pairsLabel = element("span", "muted", "Pairs:");
-  dom.presets.after(pairsLabel, pairs);
-  const countB = element("span", "muted");
-  const tokensB = element("ol", "tokens");
-  tokensB.id = "tokens-b";
-  tokensB.setAttribute("aria-label", "Tokens of sentence B");
-  const tokenRowB = element("div", "token-row", countB, tokensB);
-  const note = element("p", "compare-note");
-  note.id = "compare-note";
-  dom.tokens.parentElement.after(tokenRowB, note);
-  return { open, box, textB, close, pairs, tokenRowB, countB, tokensB, note };
 }
 
-function buildHeads(dom) {
-  const radios = ["side", "diff"].map((value) => {
-    const radio = element("input");
-    Object.assign(radio, { type: "radio", name: "compare-view", value, id: `view-${value}` });
-    return radio;
-  });
-  const views = element("fieldset", "view-switch", element("legend", "visually-hidden", "Each thumbnail shows"),
-    element("label", "", radios[0], " A and B"), element("label", "", radios[1], " A − B"));
-  views.id = "view-switch";
-  dom.gridPng.before(views);
-  const min = element("span");
-  const max = element("span");
-  min.id = "diff-min";
-  max.id = "diff-max";
-  const bar = drawDivergingBar(element("canvas", "colour-bar"));
-  bar.setAttribute("aria-hidden", "true");
-  const legend = element("span", "diff-legend", min, bar, max,
-    element("span", "muted", "A − B: red more in A, blue more in B, white no change"));
-  legend.id = "diff-legend";
-  dom.legend.append(legend);
-  const list = element("ol");
-  list.id = "ranking-list";
-  const title = element("h2", "small-heading", "Which heads care about this word?");
-  title.id = "ranking-title";
-  const ranking = element("section", "ranking", title, element("p", "muted", "The heads whose attention changes " +
-    "most from A to B, across all layers (the mean total-variation distance of their rows from the first " +
-    "difference on). Open one to see where it changed."), list);
-  ranking.id = "ranking";
-  ranking.setAttribute("aria-labelledby", title.id);
-  dom.heads.after(ranking);
-  dom.keyList.append(element("dt", "", "D"), element("dd", "", "comparing: A and B, or A − B in each thumbnail"),
-    element("dt", "", "Enter on A − B"), element("dd", "", "show the probed query's two rows"));
-  return { radios, views, legend, min, max, ranking, list };
-}
-
-/** Every thumbnail gets a B map, an A − B map and a change badge beside its A map (buildGrid made the rest). */
-function addToThumb(thumb, head) {
-  const frameA = thumb.querySelector(".thumb-frame");
-  const frames = element("span", "thumb-frames");
-  frameA.replaceWith(frames);
-  frameA.classList.add("side-a");
-  frameA.append(element("span", "side-tag", "A"));
-  const canvasB = element("canvas", "thumb-map");
-  const canvasDiff = element("canvas", "thumb-map");
-  const frameB = element("span", "thumb-frame side-b", canvasB, element("span", "side-tag", "B"));
-  const frameDiff = element("span", "thumb-frame side-diff", canvasDiff, element("span", "head-number", `H${head}`),
-    element("span", "side-tag", "A − B"));
-  frames.append(frameA, frameB, frameDiff);
-  const badge = element("span", "change");
-  thumb.querySelector(".thumb-caption").append(badge);
-  return { thumb, button: thumb.querySelector(".thumb-open"), badge, heatmapB: new Heatmap(canvasB),
-    heatmapDiff: new DiffHeatmap(canvasDiff), paintedB: "", paintedDiff: "" };
-}
-
-function layoutCompare(parts, dom) {
-  const thumbs = [...dom.grid.querySelectorAll(".thumb")];
-  if (thumbs.length !== parts.thumbs.length || thumbs.some((thumb, head) => parts.thumbs[head].thumb !== thumb)) {
-    parts.thumbs = thumbs.map(addToThumb);  // buildGrid made new thumbnails
+export function drawCompareSentence(elements, state) {
+  const { compare } = state;
+  const comparison = comparisonOf(state);
+  document.body.classList.toggle("comparing", compare.open);
+  document.body.classList.toggle("diff-view", compare.open && compare.view === "diff");
+  elements.compareBox.hidden = !compare.open;
+  elements.compareOpen.hidden = compare.open;
+  if (elements.textB.value !== compare.draftB) elements.textB.value = compare.draftB;
+  elements.sinkAware.disabled = compare.open;
+  elements.sinkAware.title = compare.open ? "Compare mode shows the raw attention of A and B" : "";
+  for (const button of elements.pairPresets.children) {
+    const pair = PAIRS.find(({ name }) => name === button.textContent);
+    button.setAttribute("aria-pressed", String(Boolean(comparison) && state.result.request.text === pair.a &&
+      compare.textB === pair.b));
   }
-  if (!parts.lesson || !parts.lesson.card.isConnected) {  // buildLesson replaces the cards when the shape changes
-    parts.lesson = buildCompareLesson(dom.experiments, state.result?.n_layer ?? 12, {
-      ...parts.page.lessonHandlers,
-      onLoadPair: () => choosePair(PAIRS[0]),
-      onShowMe: (layer, head) => { parts.page.setLayer(layer); parts.page.openFocus(head); },
-    });
-  }
-}
-
-// ---- drawing ----
-
-function drawCompare(parts, dom, shown) {
-  const comparison = comparisonOf(shown);
-  const { compare } = shown;
-  document.body.classList.toggle("comparing", Boolean(comparison));
-  document.body.classList.toggle("diff-view", Boolean(comparison) && compare.view === "diff");
-  drawSentence(parts, dom, shown, comparison);
-  parts.views.hidden = !comparison;
-  parts.radios[0].checked = compare.view !== "diff";
-  parts.radios[1].checked = compare.view === "diff";
-  drawGrid(parts.thumbs, shown, comparison);
-  drawLegend(parts, shown, comparison);
-  const focused = shown.focused && Boolean(shown.result);
-  dom.focusBody.hidden = Boolean(comparison);
-  parts.focus.root.hidden = !(comparison && focused);
-  if (comparison && focused) drawCompareFocus(parts.focus, shown);
-  drawRanking(parts, shown, comparison);
-  drawCompareLesson(parts.lesson, shown);
-}
-
-function drawSentence(parts, dom, shown, comparison) {
-  const { compare } = shown;
-  parts.box.hidden = !compare.open;
-  parts.open.hidden = compare.open;
-  document.body.classList.toggle("compare-open", compare.open);
-  if (parts.textB.value !== compare.draftB) parts.textB.value = compare.draftB;
-  parts.textB.classList.toggle("edited", Boolean(comparison) && compare.draftB !== compare.textB);
-  dom.sinkAware.disabled = compare.open;
-  dom.sinkAware.title = compare.open ? "Compare mode compares the raw attention of A and B" : "";
-  for (const preset of parts.pairs.children) {
-    const pair = PAIRS.find(({ name }) => name === preset.textContent);
-    const active = Boolean(comparison) && shown.result.request.text === pair.a && compare.textB === pair.b;
-    preset.setAttribute("aria-pressed", String(active));
-  }
-  if (comparison) {  // a pair is not also the one-sentence preset its A happens to be
-    for (const preset of dom.presets.children) preset.setAttribute("aria-pressed", "false");
-  }
-  const key = comparison ? String(shown.resultId) : "";
-  if (parts.tokensB.dataset.key !== key) {
-    const unmatchedB = new Set(comparison?.raw.unmatched_b);
-    parts.tokensB.replaceChildren(...(comparison ? comparison.b.tokens.map((token, index) => {
-      const chip = element("li", unmatchedB.has(index) ? "token unmatched" : "token", visibleToken(token));
-      chip.title = `token ${index} · id ${comparison.b.ids[index]}${unmatchedB.has(index) ? " · no partner in A" : ""}`;
+  const key = comparison ? String(state.resultId) : "";
+  if (elements.tokensB.dataset.key !== key) {
+    const { b } = comparison || {};
+    const unmatched = new Set(comparison ? comparison.raw.unmatched_b : []);
+    elements.tokensB.replaceChildren(...(b ? b.tokens.map((token, index) => {
+      const chip = tokenChip(token, index, b.ids[index], null, state.glossary.bos_token);
+      if (unmatched.has(index)) chip.classList.add("unmatched");
       return chip;
     }) : []));
-    parts.tokensB.dataset.key = key;
+    elements.tokensB.dataset.key = key;
+    for (const [index, chip] of [...elements.tokensA.children].entries()) {
+      chip.classList.toggle("unmatched", Boolean(comparison) && comparison.raw.unmatched_a.includes(index));
+    }
   }
-  const unmatchedA = new Set(comparison?.raw.unmatched_a);
-  [...dom.tokens.children].forEach((chip, index) => chip.classList.toggle("unmatched", unmatchedA.has(index)));
-  parts.tokenRowB.hidden = !comparison;
-  parts.countB.textContent = comparison ? `B: ${plural(comparison.b.n_tokens, "token")}:` : "";
-  if (comparison) dom.tokenCount.textContent = `A: ${plural(shown.result.n_tokens, "token")}:`;
-  parts.note.hidden = !comparison;
-  parts.note.textContent = comparison ? tokenizationNote(comparison, shown.result.tokens, comparison.b.tokens) : "";
+  elements.tokenRowB.hidden = !comparison;
+  elements.tokenCountB.textContent = comparison ? `B: ${comparison.b.tokens.length} tokens:` : "";
+  elements.compareNote.hidden = !comparison;
+  elements.compareNote.textContent = comparison
+    ? tokenizationNote(comparison, state.result.tokens, comparison.b.tokens) : "";
+  elements.viewSide.checked = compare.view !== "diff";
+  elements.viewDiff.checked = compare.view === "diff";
+  elements.viewSwitch.hidden = !comparison;
 }
 
-function drawGrid(thumbs, shown, comparison) {
-  const { layer } = shown;
-  const ready = Boolean(comparison) && bothReady(shown, layer);
-  const ranks = comparison ? rankOf(comparison) : null;
-  const diffView = shown.compare.view === "diff";
-  thumbs.forEach((entry, head) => {
-    if (!comparison) {
-      entry.badge.textContent = "";
-      return;
-    }
-    const { change } = comparison.heads[layer][head];
-    const rank = ranks.get(`${layer}/${head}`);
-    entry.badge.textContent = `Δ${change.toFixed(2)}`;
-    entry.badge.title = `change ${change.toFixed(4)}: the mean total-variation distance between A's and B's rows; ` +
-      `rank ${rank} of ${ranks.size}`;
-    const label = entry.button.getAttribute("aria-label") || "";
-    if (!label.includes("; change ")) entry.button.setAttribute("aria-label", `${label}; change ${change.toFixed(2)}, ` +
-      `rank ${rank} of ${ranks.size}`);
-    entry.thumb.classList.toggle("pending", !ready);
-    if (!ready) return;
-    const nB = Math.min(comparison.b.n_tokens, THUMB_MAX_CELLS);
-    const keyB = `${shown.resultId}/${layer}/${head}/${nB}`;
-    if (!diffView && entry.paintedB !== keyB) {
-      entry.heatmapB.data(comparison.attentionB.pooled(layer, head, false, nB), nB).max(1).draw();
-      entry.paintedB = keyB;
-    }
-    const m = comparison.alignment.pairs.length;
-    const nDiff = Math.min(m, THUMB_MAX_CELLS);
-    const limit = layerLimit(shown, layer);
-    const keyDiff = `${shown.resultId}/${layer}/${head}/${nDiff}/${limit}`;
-    if (diffView && entry.paintedDiff !== keyDiff) {
-      entry.heatmapDiff.data(poolDifference(layerDifferences(shown, layer)[head], m, nDiff), nDiff).max(limit).draw();
-      entry.paintedDiff = keyDiff;
-    }
+// ---- the grid ----
+
+/** Give every thumbnail a B map, an A − B map and a change badge beside its A map (buildGrid made the rest). */
+export function buildCompareThumbs(thumbs) {
+  thumbs.forEach((thumb, head) => {
+    const frameA = thumb.canvas.parentElement;
+    const frames = element("span", "thumb-frames");
+    frameA.replaceWith(frames);
+    frameA.classList.add("side-a");
+    const frameB = element("span", "thumb-frame side-b");
+    const canvasB = element("canvas", "thumb-map");
+    const frameDiff = element("span", "thumb-frame side-diff");
+    const canvasDiff = element("canvas", "thumb-map");
+    frameB.append(canvasB, element("span", "side-tag", "B"));
+    frameDiff.append(canvasDiff, element("span", "head-number", `H${head}`), element("span", "side-tag", "A − B"));
+    frameA.append(element("span", "side-tag", "A"));
+    frames.append(frameA, frameB, frameDiff);
+    const badge = element("span", "change");
+    thumb.chip.parentElement.append(badge);
+    thumb.compare = { heatmapB: new Heatmap(canvasB), heatmapDiff: new DiffHeatmap(canvasDiff), badge,
+      paintedB: "", paintedDiff: "" };
   });
 }
 
-function drawLegend(parts, shown, comparison) {
-  parts.legend.hidden = !comparison || !bothReady(shown, shown.layer);
-  if (parts.legend.hidden) return;
-  const limit = layerLimit(shown, shown.layer);
-  parts.min.textContent = `−${limit}`;
-  parts.max.textContent = `+${limit}`;
+/** B's maps, the A − B maps and each head's change and rank; returns how many maps were repainted. */
+export function drawCompareGrid(thumbs, state) {
+  const comparison = comparisonOf(state);
+  const { layer } = state;
+  if (!comparison) {
+    for (const thumb of thumbs) thumb.compare.badge.textContent = "";
+    return 0;
+  }
+  const ready = bothReady(state, layer);
+  const ranks = rankOf(state);
+  const diffView = state.compare.view === "diff";
+  const nB = Math.min(comparison.b.n_tokens, THUMB_MAX_CELLS);
+  const m = comparison.alignment.pairs.length;
+  const nDiff = Math.min(m, THUMB_MAX_CELLS);
+  const limit = ready ? layerLimit(state, layer) : 1;
+  let repainted = 0;
+  thumbs.forEach((thumb, head) => {
+    const { compare } = thumb;
+    const change = comparison.heads[layer][head].change;
+    compare.badge.textContent = `Δ${change.toFixed(2)}`;
+    compare.badge.title = `change ${change.toFixed(4)}: mean total-variation distance between A's and B's rows; ` +
+      `rank ${ranks.get(`${layer}/${head}`)} of ${ranks.size}`;
+    const label = thumb.button.getAttribute("aria-label");
+    if (!label.includes("change")) thumb.button.setAttribute("aria-label", `${label}; change ${change.toFixed(2)}`);
+    thumb.thumb.classList.toggle("pending", !ready);
+    if (!ready) return;
+    const keyB = `${state.resultId}/${layer}/${head}/${nB}`;
+    if (!diffView && compare.paintedB !== keyB) {
+      compare.heatmapB.data(comparison.attentionB.pooled(layer, head, false, nB), nB).max(1).draw();
+      compare.paintedB = keyB;
+      repainted++;
+    }
+    const keyDiff = `${state.resultId}/${layer}/${head}/${nDiff}/${limit}`;
+    if (diffView && compare.paintedDiff !== keyDiff) {
+      const matrix = poolDifference(layerDifferences(state, layer)[head], m, nDiff);
+      compare.heatmapDiff.data(matrix, nDiff).max(limit).draw();
+      compare.paintedDiff = keyDiff;
+      repainted++;
+    }
+  });
+  return repainted;
 }
 
-/** The heads that change most across all layers, each a link to its focused view. */
-function drawRanking(parts, shown, comparison) {
-  parts.ranking.hidden = !comparison;
+/** The diverging colour bar's labels (the bar itself is drawn once, by diff.js). */
+export function drawDiffLegend(elements, state) {
+  const comparison = comparisonOf(state);
+  elements.diffLegend.hidden = !comparison;
+  if (!comparison || !bothReady(state, state.layer)) return;
+  const limit = layerLimit(state, state.layer);
+  elements.diffMin.textContent = `−${limit}`;
+  elements.diffMax.textContent = `+${limit}`;
+}
+
+// ---- the focused view ----
+
+/** A, B and A − B of the focused head, and the bar charts of one query; false until both layers are in. */
+export function drawCompareFocus(elements, state) {
+  const comparison = comparisonOf(state);
+  const { layer, head, result } = state;
+  const infoA = result.heads[layer][head];
+  const infoB = comparison.b.heads[layer][head];
+  const change = comparison.heads[layer][head];
+  elements.title.textContent = `Layer ${layer} · head ${head}`;
+  const [tagA, tagB] = [headTag(infoA, result, state.glossary), headTag(infoB, comparison.b, state.glossary)];
+  paintChip(elements.chip, tagA.name, `${tagA.name} (A) · B: ${tagB.name}`, tagA.meaning);
+  elements.confidence.textContent = `change ${change.change.toFixed(3)}`;
+  if (!bothReady(state, layer)) return false;
+
+  const { alignment, attentionB, b } = comparison;
+  const labels = alignedLabels(result.tokens, b.tokens, alignment);
+  const m = alignment.pairs.length;
+  const query = Math.min(shownQuery(state.compare, change), m - 1);
+  const rowA = state.attention.row(layer, head, alignment.pairs[query][0], false);
+  const rowB = attentionB.row(layer, head, alignment.pairs[query][1], false);
+  const entries = rowBarEntries(rowA, rowB, alignedKeys(alignment, query), result.tokens, b.tokens);
+  const biggest = entries.reduce((best, entry) => (Math.abs((entry.a ?? 0) - (entry.b ?? 0)) >
+    Math.abs((best.a ?? 0) - (best.b ?? 0)) ? entry : best), entries[0]);
+  const keyOfBiggest = biggest.keyA !== null ? alignment.indexOfA[biggest.keyA] : alignment.indexOfB[biggest.keyB];
+  const probe = state.compare.probe || (keyOfBiggest >= 0 ? { query, key: keyOfBiggest } : { query, key: query });
+
+  const n = Math.max(result.n_tokens, b.n_tokens, m);
+  const context = elements.canvasA.getContext("2d");
+  const guess = painters.a.geometry(context, labels, 11);
+  const width = Math.max(300, elements.panels.clientWidth);
+  const fit = Math.floor((width - 3 * (guess.margin + 2) - 2 * PANEL_GAP) / (3 * n));  // three panels in a row
+  const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, fit));
+  const side = (canvas, tokens, paint) => {
+    const geometry = painters.a.geometry(canvas.getContext("2d"), tokens, cell);
+    const surface = sized(canvas, geometry);
+    paint(surface, geometry);
+    Object.assign(canvas.dataset, { left: geometry.margin, top: geometry.margin, cell, tokens: tokens.length });
+  };
+  const [queryA, queryB] = alignment.pairs[probe.query];
+  const keyA = alignment.pairs[probe.key][0];
+  const keyB = alignment.pairs[probe.key][1];
+  const key = `${state.resultId}/${layer}/${head}`;
+  side(elements.canvasA, result.tokens, (surface, geometry) => painters.a.paint(surface, geometry, {
+    matrix: state.attention.pooled(layer, head, false, result.n_tokens), key, tokens: result.tokens,
+    probe: { query: queryA, key: keyA } }));
+  side(elements.canvasB, b.tokens, (surface, geometry) => painters.b.paint(surface, geometry, {
+    matrix: attentionB.pooled(layer, head, false, b.n_tokens), key, tokens: b.tokens,
+    probe: { query: queryB, key: keyB } }));
+  const limit = layerLimit(state, layer);
+  side(elements.canvasDiff, labels, (surface, geometry) => paintDifference(surface, geometry, {
+    difference: layerDifferences(state, layer)[head], n: m, labels, limit, probe }));
+  elements.canvasDiff.setAttribute("aria-label", `A minus B for layer ${layer} head ${head}, on a scale from ` +
+    `−${limit} (blue, more in B) to +${limit} (red, more in A). Arrow keys move the probed cell; Enter picks ` +
+    "its query.");
+  elements.diffLimit.textContent = `±${limit}`;
+
+  drawQueryPicker(elements.query, state, labels, query);
+  elements.probe.textContent = probeLine(state, labels, probe, limit);
+  const name = (entry) => `“${visibleToken(entry.label)}”`;
+  elements.summary.textContent = `${name({ label: labels[query] })} → ${name(biggest)}: ` +
+    `${amount(biggest.a)} in A, ${amount(biggest.b)} in B — the key whose attention changed most in this row.`;
+  drawRowBars(elements.bars, entries, { names: ["A", "B"],
+    caption: `Where query ${query} “${visibleToken(labels[query])}” attends, in A and in B, key by key` });
+  return true;
+}
+
+// ---- which heads care ----
+
+/** The heads that change most across all layers, each a link to its focused view (`hrefOf(layer, head)`). */
+export function drawRanking(elements, state, hrefOf) {
+  const comparison = comparisonOf(state);
+  elements.section.hidden = !comparison;
   if (!comparison) return;
-  const key = String(shown.resultId);
-  if (parts.list.dataset.key !== key) {
+  const key = `${state.resultId}`;
+  if (rankingKey !== key) {
     const ranking = rankHeads(comparison.heads).slice(0, RANKING_SIZE);
     const largest = Math.max(ranking[0].change, 1e-9);
-    parts.list.replaceChildren(...ranking.map(({ layer, head, change, peak }) => {
+    elements.list.replaceChildren(...ranking.map(({ layer, head, change, peak }) => {
       const link = element("a", "", `Layer ${layer} · head ${head}`);
-      link.href = parts.page.hrefOf(layer, head);
+      link.href = hrefOf(layer, head);
       Object.assign(link.dataset, { layer, head });
       const bar = element("span", "bar");
       bar.style.width = `${Math.round((change / largest) * 100)}%`;
-      const where = peak ? `most at “${visibleToken(shown.result.tokens[peak.query_a])}”` : "";
+      const where = peak ? `most at “${visibleToken(state.result.tokens[peak.query_a])}”` : "";
       return element("li", "", link, element("span", "amount", change.toFixed(3)), element("span", "track", bar),
         element("span", "muted", where));
     }));
-    parts.list.dataset.key = key;
+    rankingKey = key;
   }
-  for (const link of parts.list.querySelectorAll("a")) {
-    const current = shown.focused && Number(link.dataset.layer) === shown.layer && Number(link.dataset.head) === shown.head;
+  for (const link of elements.list.querySelectorAll("a")) {
+    const current = state.focused && Number(link.dataset.layer) === state.layer && Number(link.dataset.head) === state.head;
     if (current) link.setAttribute("aria-current", "true");
     else link.removeAttribute("aria-current");
   }
 }
 
-// ---- the controls ----
-
-function listen(parts, dom, page) {
-  parts.open.addEventListener("click", () => { openCompare(); schedule(() => parts.textB.focus()); });
-  parts.close.addEventListener("click", () => { closeCompare(); schedule(() => dom.text.focus()); });
-  parts.textB.addEventListener("input", () => editDraftB(parts.textB.value));
-  parts.textB.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
-    event.preventDefault();
-    editDraftB(parts.textB.value);
-    page.lookAt(dom.text.value);
-  });
-  for (const radio of parts.radios) radio.addEventListener("change", () => setCompareView(radio.value));
-  parts.list.addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-layer]");
-    if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;  // a new tab: the href
-    event.preventDefault();
-    page.setLayer(Number(link.dataset.layer));
-    page.openFocus(Number(link.dataset.head));
-  });
-  document.addEventListener("keydown", (event) => {
-    if (event.altKey || event.ctrlKey || event.metaKey || (event.key !== "d" && event.key !== "D")) return;
-    if (event.target.closest("textarea, select, input, summary, .lesson")) return;
-    event.preventDefault();
-    toggleCompareView();
-  });
-}
-
 // ---- pure helpers ----
 
-export function bothReady(shown, layer) {
-  const comparison = comparisonOf(shown);
-  return Boolean(comparison && shown.attention?.has(layer) && comparison.attentionB.has(layer));
-}
-
-function rankOf(comparison) {
+function rankOf(state) {
   const ranks = new Map();
-  rankHeads(comparison.heads).forEach(({ layer, head }, index) => ranks.set(`${layer}/${head}`, index + 1));
+  rankHeads(comparisonOf(state).heads).forEach(({ layer, head }, index) => ranks.set(`${layer}/${head}`, index + 1));
   return ranks;
 }
 
-function button(className, text) {
-  const node = element("button", className, text);
-  node.type = "button";
-  return node;
+function drawQueryPicker(select, state, labels, query) {
+  const key = `${state.resultId}`;
+  if (queryKey !== key) {
+    const first = comparisonOf(state).alignment.firstDifference;
+    select.replaceChildren(...labels.map((label, index) => new Option(
+      `${index} “${visibleToken(label)}”${index < first ? " (the same in A and B)" : ""}`, String(index))));
+    queryKey = key;
+  }
+  if (select.value !== String(query)) select.value = String(query);
+}
+
+function probeLine(state, labels, probe, limit) {
+  const { query, key } = probe;
+  const words = `query ${query} “${visibleToken(labels[query])}” → key ${key} “${visibleToken(labels[key])}”`;
+  if (key > query) return `${words}: masked, a token cannot see later tokens`;
+  const { alignment, attentionB } = comparisonOf(state);
+  const [queryA, queryB] = alignment.pairs[query];
+  const a = state.attention.value(state.layer, state.head, queryA, alignment.pairs[key][0]);
+  const b = attentionB.value(state.layer, state.head, queryB, alignment.pairs[key][1]);
+  return `${words}: ${a.toFixed(4)} in A, ${b.toFixed(4)} in B, A − B ${signed(a - b)} (scale ±${limit})`;
+}
+
+function sized(canvas, geometry) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(geometry.width * dpr);
+  canvas.height = Math.round(geometry.height * dpr);
+  canvas.style.width = `${geometry.width}px`;
+  canvas.style.height = `${geometry.height}px`;
+  const context = canvas.getContext("2d");
+  context.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return context;
+}
+
+function amount(value) {
+  return value === null ? "nothing (not in this sentence)" : value.toFixed(2);
+}
+
+function signed(value) {
+  return `${value > 0 ? "+" : value < 0 ? "−" : ""}${Math.abs(value).toFixed(4)}`;
 }
 
 function element(tag, className = "", ...children) {

@@ -42,15 +42,13 @@ export function listenHistory(onView) {
   });
 }
 
-/** The view to write: the sentence the server answered (with the toggles it was answered with), never the draft;
- *  in compare mode, with the B it was compared with and how the grid shows them. */
+/** The view to write: the sentence the server answered (with the toggles it was answered with), never the draft. */
 export function shownView({ result, layer, head, focused, compare }) {
   if (!result) return null;
   const { request } = result;
-  const view = { text: request.text, model: request.model, prependBos: request.prepend_bos,
-    sinkAware: result.sink_aware, layer, head, focused };
-  if (compare.result) view.compare = { textB: compare.textB, view: compare.view };
-  return view;
+  const compared = compare.open && compare.result ? { open: true, textB: compare.textB, view: compare.view } : undefined;
+  return { text: request.text, model: request.model, prependBos: request.prepend_bos, sinkAware: result.sink_aware,
+    layer, head, focused, compare: compared };
 }
 
 // ---- helpers ----

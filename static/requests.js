@@ -1,7 +1,7 @@
-/* The requests that fill the state: the sentence's labels and attention (look; in compare mode both sentences'
-   through /api/compare), its labels again when the sink toggle changes (relabel), one layer at a time for long
-   sentences (showLayer), and the draft's live token count (countDraft). Each changes state, then schedule(). A
-   request that is no longer wanted is aborted. */
+/* The requests that fill the state: the sentence's labels and attention (look; with sentence B, the comparison),
+   its labels again when the sink toggle changes (relabel), one layer at a time for long sentences (showLayer),
+   and the draft's live token count (countDraft). Each changes state, then schedule(). A request that is no
+   longer wanted is aborted. */
 
 import { AttentionStore } from "./attention.js";
 import { ApiError, countTokens, getAttention, getComparison } from "./api.js";
@@ -12,15 +12,16 @@ const LAYER_SETTLE_MS = 200;  // a long sentence's layer is fetched once the stu
 const COUNT_SETTLE_MS = 150;  // the live count waits for a pause in typing
 
 let inflight = null;  // AbortController of the request that will replace `result`
-const layerFetches = new Map();  // "a/layer" (and "b/layer" comparing) -> AbortController, for long sentences
+const layerFetches = new Map();  // "a/layer" ("b/layer" for B) -> AbortController: long sentences, layer by layer
 let layerTimer = 0;
 let countTimer = 0;
 let countController = null;
 
-onReadyCheck(({ status, result, layer, count }) => {
+onReadyCheck(({ status, result, attention, layer, count }) => {
   if (count.pending) return false;
   if (status === "error" || status === "empty") return true;
-  return status === "ready" && Boolean(result) && sides().every(({ attention }) => attention.has(layer));
+  const b = state.compare.open ? state.compare.result?.attentionB : null;
+  return status === "ready" && Boolean(result) && attention.has(layer) && (!b || b.has(layer));
 });
 
 /** The options every request for the shown sentence repeats. Feature modules that add request fields (knocked-out
@@ -35,26 +36,25 @@ export async function look() {
   const request = sentenceRequest();
   const sameSentence = state.result && state.result.request.text === request.text &&
     state.result.request.model === request.model;
-  const textB = state.compare.open ? state.compare.draftB : null;
+  const comparing = state.compare.open;
+  const textB = comparing ? state.compare.draftB : "";
   Object.assign(state, { status: "loading", probe: null });
   Object.assign(state.compare, { probe: null, query: null });
   schedule();
   try {
-    let answer;
-    let comparison = null;
-    if (textB !== null) {  // /api/compare takes the sentence request's fields, with the two texts as a and b
-      const { text, ...shared } = request;
-      const both = await getComparison({ a: text, b: textB, ...shared }, controller.signal);
+    let answer, comparison = null;
+    if (comparing) {
+      const both = await getComparison({ a: request.text, b: textB, model: request.model,
+        prepend_bos: request.prepend_bos }, controller.signal);
       answer = both.a;
-      comparison = { b: both.b, attentionB: storeOf(both.b, { ...request, text: textB }), heads: both.heads,
-        raw: both.alignment, alignment: alignmentOf(both.alignment) };
+      comparison = adoptComparison(both, { ...request, text: textB });
     } else {
       answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "packed" }, controller.signal);
     }
     const attention = storeOf(answer, request);
     abortLayers(() => true);
     Object.assign(state, { result: answer, attention, resultId: state.resultId + 1, status: "ready", error: "" });
-    Object.assign(state.compare, { result: comparison, textB: textB ?? "" });
+    Object.assign(state.compare, { result: comparison, textB });
     if (!sameSentence) state.lesson.revealed = {};
     state.layer = clamp(state.layer, 0, answer.n_layer - 1);
     state.head = clamp(state.head, 0, answer.n_head - 1);
@@ -93,14 +93,14 @@ export async function relabel() {
 }
 
 /** After the shown layer changed: a long sentence's other layers in flight are aborted, and this one is fetched
- *  once the student has stayed on it for LAYER_SETTLE_MS (for B too, when comparing). */
+ *  once the student has stayed on it for LAYER_SETTLE_MS. */
 export function showLayer() {
-  const { layer } = state;
-  const long = sides().filter(({ result }) => result.attention_per_layer);
-  if (!long.length) return;
+  const { result, attention, layer } = state;
+  if (!result || !result.attention_per_layer) return;
   abortLayers((fetched) => fetched !== layer);
   clearTimeout(layerTimer);
-  if (long.every(({ side, attention }) => attention.has(layer) || layerFetches.has(`${side}/${layer}`))) return;
+  const b = state.compare.result?.attentionB;
+  if (attention.has(layer) && (!b || b.has(layer))) return;
   layerTimer = setTimeout(() => fetchLayer(state.layer), LAYER_SETTLE_MS);
 }
 
@@ -121,18 +121,39 @@ export function countDraft({ now = false } = {}) {
 
 // ---- helpers ----
 
-function fetchLayer(layer) {
-  for (const shown of sides()) fetchLayerOf(shown, layer);
+/** /api/compare's answer beyond A's part: B (an /api/attention answer of its own), the alignment, the changes. */
+function adoptComparison({ b, alignment, heads }, requestB) {
+  const [nA, nB] = alignment.n_tokens;
+  return { b, attentionB: storeOf(b, requestB), heads, raw: alignment,
+    alignment: makeAlignment(alignment.pairs, nA, nB, alignment.first_difference) };
 }
 
-function fetchLayerOf({ side, result, attention }, layer) {
+/** An /api/attention answer's packed numbers moved into an AttentionStore; the answer keeps its request. */
+function storeOf(answer, request) {
+  const attention = new AttentionStore(answer.n_head, answer.n_tokens, state.glossary.empty_row_mass);
+  if (answer.attention_packed) attention.add(answer.attention_packed, answer.attention_layers);
+  delete answer.attention_packed;
+  answer.request = request;  // what later per-layer and relabelling requests must repeat (answer.model is the
+  // manifest's name, which need not be the folder name the server knows the model by)
+  return attention;
+}
+
+/** A long sentence's layer, fetched once (B's too while comparing). */
+function fetchLayer(layer) {
+  fetchLayerOf("a", state.result, state.attention, layer);
+  const comparison = state.compare.result;
+  if (comparison) fetchLayerOf("b", comparison.b, comparison.attentionB, layer);
+}
+
+function fetchLayerOf(side, result, attention, layer) {
   const key = `${side}/${layer}`;
-  if (!result.attention_per_layer || attention.has(layer) || layerFetches.has(key)) return;
+  if (!result || !result.attention_per_layer || attention.has(layer) || layerFetches.has(key)) return;
   const controller = new AbortController();
   layerFetches.set(key, controller);
   schedule();
-  const current = () => sides().some((shown) => shown.attention === attention);
-  getAttention({ ...result.request, sink_aware: state.sinkAware, format: "packed", layer }, controller.signal)
+  const current = () => state.attention === attention || state.compare.result?.attentionB === attention;
+  getAttention({ ...result.request, sink_aware: side === "a" && state.sinkAware, format: "packed", layer },
+    controller.signal)
     .then((answer) => {
       if (current()) attention.add(answer.attention_packed, answer.attention_layers);
     })
@@ -152,30 +173,6 @@ function abortLayers(unwanted) {
     controller.abort();
     layerFetches.delete(key);
   }
-}
-
-/** The sentences on show, each with its store: A, and B when comparing. */
-function sides() {
-  if (!state.result) return [];
-  const shown = [{ side: "a", result: state.result, attention: state.attention }];
-  const comparison = state.compare.result;
-  if (comparison) shown.push({ side: "b", result: comparison.b, attention: comparison.attentionB });
-  return shown;
-}
-
-/** An /api/attention answer's packed numbers moved into an AttentionStore; the answer keeps its request. */
-function storeOf(answer, request) {
-  const attention = new AttentionStore(answer.n_head, answer.n_tokens, state.glossary.empty_row_mass);
-  if (answer.attention_packed) attention.add(answer.attention_packed, answer.attention_layers);
-  delete answer.attention_packed;
-  answer.request = request;  // what later per-layer and relabelling requests must repeat (answer.model is the
-  // manifest's name, which need not be the folder name the server knows the model by)
-  return attention;
-}
-
-function alignmentOf(raw) {
-  const [nA, nB] = raw.n_tokens;
-  return makeAlignment(raw.pairs, nA, nB, raw.first_difference);
 }
 
 async function fetchCount(request, key) {

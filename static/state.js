@@ -23,15 +23,6 @@ export const state = {
   attention: null,  // AttentionStore of the layers fetched so far
   count: { key: "", nTokens: null, maxTokens: null, error: "", pending: false },  // the draft's live token count
   lesson: { predictions: {}, revealed: {}, hideLabels: false },
-  compare: {  // compare mode (compare.js): sentence B beside A; `result` and `attention` above stay A's
-    open: false,  // B's box is shown, and Look compares
-    draftB: "",  // what B's box holds
-    textB: "",  // the B of the comparison shown
-    view: "side",  // each thumbnail shows "side" (A and B) or "diff" (A − B)
-    result: null,  // {b, attentionB, heads, raw, alignment}: /api/compare's answer beyond A's part
-    query: null,  // the aligned query whose two rows the bar charts show; null: the focused head's peak row
-    probe: null,  // {query, key} aligned: the cell under the pointer in the focused compare view
-  },
 };
 
 const layouts = [];
@@ -91,9 +82,8 @@ export function currentModel({ models, model }) {
   return models.find((entry) => entry.name === model) || null;
 }
 
-/** Whether the sentence boxes hold something other than the sentences shown. */
+/** Whether a sentence box holds something other than the sentence shown (B's box, while comparing). */
 export function isStale({ result, draft, compare }) {
   if (!result) return false;
-  return draft !== result.request.text || compare.open !== Boolean(compare.result) ||
-    (compare.open && compare.draftB !== compare.textB);
+  return draft !== result.request.text || (compare.open && compare.draftB !== (compare.result ? compare.textB : ""));
 }

@@ -1,6 +1,9 @@
 """Batches: the graph takes (B, T) right-padded sentences, and every sentence's attention from a batch is its
 attention alone (the causal mask keeps the padding out of its rows); Engine.run_batch and attend_many."""
 
+import json
+import shutil
+
 import numpy as np
 import onnx
 import pytest
@@ -52,11 +55,28 @@ def test_batched_attention_equals_transformers_eager(tiny_model, tiny_checkpoint
         np.testing.assert_allclose(result, reference_attention(tiny_checkpoint, ids), atol=1e-5, rtol=0)
 
 
-def test_int8_graph_takes_batches_too(demo_int8_model):
+def test_int8_runs_a_batch_one_sentence_at_a_time(demo_int8_model):
+    """int8 quantizes each run's activations with one scale, so batch-mates would move a sentence's numbers (the
+    graph itself does take a batch): its manifest says it is not batchable, and run_batch equals run exactly."""
     engine = Engine.load(demo_int8_model)
+    assert engine.manifest["batchable"] is False
     batch = random_sentences(np.random.default_rng(3), [4, 19, 11])
+    assert engine.groups(sorted(map(len, batch))) == [[0], [1], [2]]
     for ids, result in zip(batch, engine.run_batch(batch)):
-        assert np.abs(result - engine.run(ids)).max() <= BATCH_ATOL
+        np.testing.assert_array_equal(result, engine.run(ids))
+    padded = np.stack(engine.session.run(None, {"input_ids": np.array([batch[0] + batch[2][4:], batch[2]])}))
+    assert padded.shape == (engine.n_layer, 2, engine.n_head, 11, 11)
+
+
+def test_a_model_exported_before_batching_runs_one_sentence_at_a_time(tiny_model, tmp_path):
+    """An older manifest has no "batchable" key (its graph fixed the batch at 1): run_batch must not batch."""
+    old = shutil.copytree(tiny_model, tmp_path / "old")
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["batchable"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    engine = Engine.load(old)
+    assert engine.groups([3, 5, 9]) == [[0], [1], [2]]
+    assert Engine.load(tiny_model).groups([3, 5, 9]) == [[0, 1, 2]]
 
 
 def test_graph_keeps_batch_and_length_symbolic(tiny_model):

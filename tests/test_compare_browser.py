@@ -180,13 +180,15 @@ def test_the_difference_grid_paints_a_minus_b_on_the_diverging_scale(tab, server
 def test_the_focused_view_shows_a_b_and_their_difference_and_a_querys_two_aligned_rows(tab, server):
     layer, head = 11, 2
     page = tab.open(fragment(text=BIG, b=SMALL, layer=layer))
-    page.locator(f".thumb[data-head='{head}'] .thumb-open").click()
+    page.locator(f".thumb[data-head='{head}']").click()
     tab.ready()
     assert page.text_content("#focus-title") == f"Layer {layer} · head {head}"
     for canvas in ("#matrix-a", "#matrix-b", "#matrix-diff"):
         assert page.locator(canvas).is_visible()
     expected = compared(server, BIG, SMALL)
-    assert f"change {expected['heads'][layer][head]['change']:.3f}, rank " in page.text_content("#compare-heads")
+    assert page.text_content("#focus-confidence") == f"change {expected['heads'][layer][head]['change']:.3f}"
+    labels = [expected[side]["heads"][layer][head]["label"] for side in ("a", "b")]
+    assert page.text_content("#focus-chip") == f"{labels[0]} (A) · B: {labels[1]}"
     tokens = expected["a"]["tokens"]
     query = tokens.index(" it")
     page.select_option("#compare-query", str(query))
@@ -241,11 +243,11 @@ def test_a_compare_permalink_restores_both_sentences_the_view_and_the_head(tab, 
     assert page.input_value("#text-b") == SMALL and page.is_checked("#prepend-bos")
     assert page.text_content("#focus-title") == "Layer 7 · head 4"
     expected = compared(server, BIG, SMALL, prepend_bos=True)
-    assert f"change {expected['heads'][7][4]['change']:.3f}, rank " in page.text_content("#compare-heads")
+    assert page.text_content("#focus-confidence") == f"change {expected['heads'][7][4]['change']:.3f}"
     page.keyboard.press("Escape")
     tab.ready()
     assert page.is_checked("#view-diff")
-    page.keyboard.press("PageUp")  # the layer keys work in compare mode
+    page.keyboard.press("PageUp")  # the next layer's key works in compare mode (↑ moves between the grid's rows)
     tab.ready()
     assert page.locator(".thumb .change").all_text_contents() == [f"Δ{h['change']:.2f}" for h in expected["heads"][8]]
     page.check("#view-side")
@@ -282,7 +284,7 @@ def test_the_lesson_checks_the_predicted_layer_against_the_ranking(tab, server):
     assert answer.startswith("Of the 12 heads that change most, ")
     assert answer.endswith(f"Answer: layer {' or '.join(map(str, right))}.")
     assert f"The most: layer {top[0][0]} head {top[0][1]} (change {top[0][2]:.3f})" in answer
-    assert page.locator(f"{card} .bars .slot").count() == 12
+    assert page.locator(f"{card} .bars .bar").count() == 12
     page.click(f"{card} .show-me")
     tab.ready()
     assert page.text_content("#focus-title") == f"Layer {top[0][0]} · head {top[0][1]}"
@@ -309,7 +311,7 @@ def test_screenshots_of_the_trophy_pair_at_the_last_layer(tab):
     page.check("#view-diff")
     tab.ready()
     shot(page, "compare-trophy-last-layer-diff.png")
-    page.locator(".thumb[data-head='0'] .thumb-open").click()
+    page.locator(".thumb[data-head='0']").click()
     tab.ready()
     shot(page, "compare-trophy-last-layer-focus.png")
 
@@ -327,6 +329,6 @@ def test_long_sentences_fetch_each_layer_of_both_as_it_is_shown(tab, server):
         return [[...state.attention.layers.keys()], [...state.compare.result.attentionB.layers.keys()]];
     }""")
     assert loaded == [[9], [9]]
-    page.locator(".thumb[data-head='5'] .thumb-open").click()
+    page.locator(".thumb[data-head='5']").click()
     tab.ready()
     assert page.locator("#row-bars tbody tr").count() > 0

@@ -6,8 +6,9 @@ no onnxruntime): both the exporter and the torch-free server import it.
 
     models/NAME/
         manifest.json   what the model is (MANIFEST_KEYS) and the sha256 of every other file (`files`)
-        model.onnx      input_ids (B, T) and head_mask (B, L, H) in; attentions.0 … attentions.{L-1}, each
-                        (B, H, T, T), and the residual stream entering the last block (B, T, n_embd) out
+        model.onnx      input_ids (B, T), B sentences padded on the right, and head_mask (B, L, H) in;
+                        attentions.0 … attentions.{L-1}, each (B, H, T, T), and the residual stream entering
+                        the last block (B, T, n_embd) out
         predict.onnx    the last block, the final LayerNorm and the tied LM head: residual, head_mask and
                         input_ids in; each actual next token's log-probability and the last position's top 5 out
         embedding.bin   the token embedding table, raw: both graphs reference it as external data, and the
@@ -54,6 +55,10 @@ REEXPORT_HINT = "re-export it with `twelve-heads export`"
 # (see export/build.py: provenance, validation, graph rewrites), which readers treat as information.
 MANIFEST_KEYS = {"manifest_version": int, "name": str, "n_layer": int, "n_head": int, "n_positions": int,
                  "vocab_size": int, "synthetic": bool, "files": dict}
+# Optional: true when sentences may share one run of the graph, each getting its attention alone within 1e-6
+# (fp32). Absent in exports older than batching, whose graph fixed the batch at 1, and false for int8, whose
+# activations are quantized with one scale per run: a sentence's numbers would depend on its batch-mates.
+BATCHABLE = "batchable"
 # What /api/models shows of each manifest.
 SUMMARY_KEYS = ("name", "source", "n_layer", "n_head", "n_positions", "vocab_size", "bos_token_id", "synthetic",
                 "precision", "description")

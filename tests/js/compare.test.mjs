@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 
 import { permalinkHash, readPermalink } from "../../static/permalink.js";
 
-// compare.js adds the permalink's b= and diff= fields; it and what it imports touch the DOM only when called.
+// compare.js imports state.js, which touches `document` only when a draw is scheduled: importable in node.
 const { lessonSolution, rankHeads, tokenizationNote } = await import("../../static/compare.js");
 const { makeAlignment } = await import("../../static/diff.js");
 
@@ -12,18 +12,16 @@ const heads = (changes) => changes.map((layer) => layer.map((change) => ({ chang
 
 test("a compared view with the difference grid reads back as itself", () => {
   const view = { text: "The trophy is too big.", model: "demo", layer: 11, head: 3, focused: true, prependBos: false,
-                 sinkAware: false, compare: { textB: "The trophy is too small & #2?", view: "diff" } };
+                 sinkAware: false, compare: { open: true, textB: "The trophy is too small & #2?", view: "diff" } };
   assert.deepEqual(readPermalink(permalinkHash(view)), view);
-  const side = { ...view, compare: { textB: "B", view: "side" } };
-  assert.deepEqual(readPermalink(permalinkHash(side)), side);
-  assert.equal(permalinkHash(side).includes("diff="), false);
 });
 
-test("a view that is not comparing carries no second sentence, and diff= alone compares nothing", () => {
-  const single = { text: "x", model: "m", layer: 0, head: 0, focused: false, prependBos: false, sinkAware: false };
-  assert.equal(permalinkHash(single).includes("b="), false);
-  assert.equal("compare" in readPermalink(permalinkHash(single)), false);
-  assert.equal("compare" in readPermalink("#text=x&diff=1"), false);
+test("a view that is not comparing carries no second sentence", () => {
+  const closed = { text: "x", model: "m", layer: 0, head: 0, focused: false, prependBos: false, sinkAware: false,
+                   compare: { open: false, textB: "y", view: "side" } };
+  assert.equal("compare" in readPermalink(permalinkHash(closed)), false);
+  const notYetLooked = { ...closed, compare: { open: true, textB: "", view: "side" } };
+  assert.equal(permalinkHash(notYetLooked).includes("b="), false);
 });
 
 test("heads rank by change, largest first, ties by layer then head", () => {

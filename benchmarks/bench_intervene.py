@@ -1,0 +1,208 @@
+"""Knocking heads out: what it costs a plain request, what a prediction costs, and the server's memory.
+
+    python benchmarks/bench_intervene.py [--rounds 12] [--per-round 4] [--lengths 16,64] [--int8]
+
+On the GPT-2-small-shaped model (common.exported), through the Flask app in-process (tokenizing, the forward
+pass, labels, JSON and gzip; no HTTP), each beside its baseline from the same run:
+- before: the same export with the head mask and the residual output taken out again (`attention_only`),
+  the graph as it was before this change, served as a model exported then is;
+- plain: the request the page sends first, {"text": ..., "format": "packed"} (target: within 3% of before);
+- predict + 3 out: the page's knock-out request, {"ablate": three heads, "predict": true, "format":
+  "packed"}, in three states of the server's clean-pass cache (target: at most 2.2× plain):
+  cold (the sentence never seen), after a look (the plain request came first, as on the page), and again
+  (another head was knocked out before, so the clean prediction is cached too);
+- RSS of a fresh server process after loading and warm-up requests at every length: attention-only (the
+  `before` model) against the model with the prediction path loaded and used (target: at most 115%).
+Every timed request is a new random sentence of single-token words, so the response cache never answers it;
+the contenders take turns round after round (common.interleaved's reasoning), and each ratio is taken within
+a round, then its median over rounds is printed.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import MODELS, REPO, exported
+
+WORDS = ("the cat dog sat on mat and a red blue big small house tree car road river town city man woman child "
+         "book pen cup tea milk bread day night sun moon star sky sea ship boat fish bird song word game").split()
+KNOCKED_OUT = [[1, 3], [5, 7], [9, 2]]
+ANOTHER = [[2, 2]]  # knocked out first in the "again" state
+SETTLE_S = 0.05
+
+MEMORY_PROBE = r"""
+import json, random, sys
+sys.path.insert(0, {repo!r})
+from twelve_heads.server import create_app
+words = {words!r}
+app = create_app({{"MODELS_DIR": {models!r}, "DEFAULT_MODEL": {model!r}}})
+client = app.test_client()
+def status(field):
+    return int(open("/proc/self/status").read().split(field + ":")[1].split()[0]) / 1024
+loaded = status("VmRSS")
+rng = random.Random(0)
+for n_tokens in {lengths!r}:
+    for _ in range(10):
+        text = " ".join(rng.choice(words) for _ in range(n_tokens))
+        client.post("/api/attention", json={{"text": text, "format": "packed"}})
+        if {predict!r}:
+            client.post("/api/attention", json={{"text": text, "format": "packed", "predict": True,
+                                                 "ablate": {knocked!r}}})
+print(json.dumps({{"loaded_mb": loaded, "warm_mb": status("VmRSS"), "peak_mb": status("VmHWM")}}))
+"""
+
+
+def attention_only(model_dir: Path, target: Path) -> Path:
+    """The export as it was before knocking out existed: no head_mask input, no residual output, the embedding
+    back inside model.onnx, no predict.onnx. Same graph otherwise, node for node."""
+    import onnx
+
+    from twelve_heads.modeldir import HEAD_MASK, INTERVENTION, MANIFEST, RESIDUAL, write_manifest
+
+    if (target / MANIFEST).is_file():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    graph = onnx.load(str(model_dir / "model.onnx"))  # reads embedding.bin back in
+    masks = [node for node in graph.graph.node if node.op_type == "Mul" and node.name.endswith("/head_mask/Mul")]
+    renames = {node.input[0]: node.output[0] for node in masks}  # z_unmasked -> z
+    dropped = {id(node) for node in graph.graph.node if HEAD_MASK in node.input} | {id(node) for node in masks}
+    dropped |= {id(node) for node in graph.graph.node if node.name.endswith("/head_mask/column")}
+    kept = [node for node in graph.graph.node if id(node) not in dropped]
+    for node in kept:
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    del graph.graph.node[:]
+    graph.graph.node.extend(kept)
+    inputs = [value for value in graph.graph.input if value.name != HEAD_MASK]
+    outputs = [value for value in graph.graph.output if value.name != RESIDUAL]
+    del graph.graph.input[:], graph.graph.output[:]
+    graph.graph.input.extend(inputs)
+    graph.graph.output.extend(outputs)
+    onnx.save(graph, str(target / "model.onnx"))
+    shutil.copy(model_dir / "tokenizer.json", target / "tokenizer.json")
+    manifest = json.loads((model_dir / MANIFEST).read_text())
+    for key in (INTERVENTION, "files", "manifest_version"):
+        manifest.pop(key, None)
+    write_manifest(target, manifest)
+    return target
+
+
+def sentence(rng: random.Random, n_tokens: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n_tokens))  # each word is one GPT-2 token, " word" too
+
+
+def post(client, **fields) -> None:
+    response = client.post("/api/attention", json={"format": "packed", **fields})
+    assert response.status_code == 200, response.json
+
+
+def contenders(clients: dict, n_tokens: int, rng: random.Random) -> dict:
+    """name -> (prepare, timed): prepare() is untimed and returns the text the timed call gets."""
+    fresh = lambda: sentence(rng, n_tokens)  # noqa: E731
+
+    def looked_at():
+        text = fresh()
+        post(clients["new"], text=text)
+        return text
+
+    def knocked_out_before():
+        text = looked_at()
+        post(clients["new"], text=text, ablate=ANOTHER, predict=True)
+        return text
+
+    return {
+        "before": (fresh, lambda text: post(clients["before"], text=text)),
+        "plain": (fresh, lambda text: post(clients["new"], text=text)),
+        "cold": (fresh, lambda text: post(clients["new"], text=text, ablate=KNOCKED_OUT, predict=True)),
+        "after a look": (looked_at, lambda text: post(clients["new"], text=text, ablate=KNOCKED_OUT, predict=True)),
+        "again": (knocked_out_before, lambda text: post(clients["new"], text=text, ablate=KNOCKED_OUT, predict=True)),
+    }
+
+
+def interleaved(pairs: dict, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """{name: per-round median ms}: in each round every contender runs `per_round` times in turn."""
+    medians = {name: [] for name in pairs}
+    for _ in range(rounds):
+        for name, (prepare, timed) in pairs.items():
+            time.sleep(SETTLE_S)
+            timed(prepare())  # untimed: wakes this contender's path
+            samples = []
+            for _ in range(per_round):
+                text = prepare()
+                started = time.perf_counter()
+                timed(text)
+                samples.append((time.perf_counter() - started) * 1000)
+            medians[name].append(statistics.median(samples))
+    return medians
+
+
+def memory(models: Path, model: str, lengths: list[int], predict: bool) -> dict:
+    probe = MEMORY_PROBE.format(repo=str(REPO), words=WORDS, models=str(models), model=model, lengths=lengths,
+                                predict=predict, knocked=KNOCKED_OUT)
+    return json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                                     env={**os.environ, "HEADS_CACHE_BYTES": str(64 * 2**20)}).stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--per-round", type=int, default=4)
+    parser.add_argument("--lengths", default="16,64")
+    parser.add_argument("--int8", action="store_true", help="also measure the int8 export's memory")
+    args = parser.parse_args()
+    lengths = [int(n) for n in args.lengths.split(",")]
+
+    from common import sgemm_gflops
+    from twelve_heads.server import create_app
+
+    variants = [("gpt2-small-random", False)] + ([("gpt2-small-random-int8", True)] if args.int8 else [])
+    served = {}
+    for name, int8 in variants:
+        model_dir = exported(name, int8=int8)
+        served[name] = (model_dir, attention_only(model_dir, MODELS.parent / "before" / name))
+    print(f"machine: {os.uname().nodename}, {os.cpu_count()} cores, sgemm {sgemm_gflops():.0f} GFLOP/s, "
+          f"load average {os.getloadavg()[0]:.1f} at start; {args.rounds} interleaved rounds × {args.per_round} "
+          f"requests per contender and length; knocked out: {KNOCKED_OUT}")
+
+    model_dir, before_dir = served["gpt2-small-random"]
+    clients = {"new": create_app({"MODELS_DIR": str(model_dir.parent), "DEFAULT_MODEL": model_dir.name}).test_client(),
+               "before": create_app({"MODELS_DIR": str(before_dir.parent), "DEFAULT_MODEL": before_dir.name}).test_client()}
+    rng = random.Random(0)
+    print()
+    print("| T | before ms | plain ms | plain / before | predict + 3 out: cold ms | / plain | after a look ms | "
+          "/ plain | again ms | / plain |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n_tokens in lengths:
+        medians = interleaved(contenders(clients, n_tokens, rng), args.rounds, args.per_round)
+        ms = {name: statistics.median(values) for name, values in medians.items()}
+        ratio = {name: statistics.median(a / b for a, b in zip(medians[name], medians[base]))
+                 for name, base in (("plain", "before"), ("cold", "plain"), ("after a look", "plain"),
+                                    ("again", "plain"))}
+        print(f"| {n_tokens} | {ms['before']:.1f} | {ms['plain']:.1f} | {ratio['plain']:.3f}× | {ms['cold']:.1f} | "
+              f"{ratio['cold']:.2f}× | {ms['after a look']:.1f} | {ratio['after a look']:.2f}× | {ms['again']:.1f} | "
+              f"{ratio['again']:.2f}× |")
+    print("\n(ms: median over rounds of each round's median; ratios: the median of the rounds' ratios)")
+
+    print()
+    print("| model | process | after load MB | after warm-up MB | peak MB | warm / attention-only |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, (model_dir, before_dir) in served.items():
+        alone = memory(before_dir.parent, before_dir.name, lengths, predict=False)
+        full = memory(model_dir.parent, model_dir.name, lengths, predict=True)
+        for label, result in (("attention only (before)", alone), ("with the prediction path, used", full)):
+            print(f"| {name} | {label} | {result['loaded_mb']:.0f} | {result['warm_mb']:.0f} | "
+                  f"{result['peak_mb']:.0f} | {result['warm_mb'] / alone['warm_mb']:.3f}× |")
+    print(f"\n(warm-up: 10 sentences at each of T = {args.lengths}, plain, and for the second process each also "
+          "with predict and three heads knocked out; CACHE_BYTES 64 MB)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
