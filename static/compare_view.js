@@ -19,6 +19,7 @@ const RANKING_SIZE = 12;  // heads in "Which heads care about this word?"
 const PANEL_GAP = 12;  // px between the focused view's three matrices
 const MAX_CELL = 28;  // px
 const MIN_CELL = 3;  // px: beyond this the panels scroll
+const LEGIBLE_CELL = 9;  // px: below this three panels side by side lose their token labels
 const KEPT_LAYERS = 3;  // layers of difference matrices kept, so sliding back and forth does not recompute
 
 const differences = { id: null, layers: new Map() };  // resultId → layer → [Float32Array (m × m) per head]
@@ -85,6 +86,10 @@ export function drawCompareSentence(elements, state) {
     const pair = PAIRS.find(({ name }) => name === button.textContent);
     button.setAttribute("aria-pressed", String(Boolean(comparison) && state.result.request.text === pair.a &&
       compare.textB === pair.b));
+  }
+  if (comparison) {  // a pair is not also the one-sentence preset its A happens to be
+    for (const button of elements.presets.children) button.setAttribute("aria-pressed", "false");
+    elements.tokenCount.textContent = `A: ${elements.tokenCount.textContent}`;  // drawTokens wrote "14 tokens:"
   }
   const key = comparison ? String(state.resultId) : "";
   if (elements.tokensB.dataset.key !== key) {
@@ -218,8 +223,9 @@ export function drawCompareFocus(elements, state) {
   const context = elements.canvasA.getContext("2d");
   const guess = painters.a.geometry(context, labels, 11);
   const width = Math.max(300, elements.panels.clientWidth);
-  const fit = Math.floor((width - 3 * (guess.margin + 2) - 2 * PANEL_GAP) / (3 * n));  // three panels in a row
-  const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, fit));
+  const fit = (inRow) => Math.floor((width - inRow * (guess.margin + 2) - (inRow - 1) * PANEL_GAP) / (inRow * n));
+  // Three in a row while their labels stay legible; else one a row (the panels wrap), each as wide as the view.
+  const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, fit(3) >= LEGIBLE_CELL ? fit(3) : fit(1)));
   const side = (canvas, tokens, paint) => {
     const geometry = painters.a.geometry(canvas.getContext("2d"), tokens, cell);
     const surface = sized(canvas, geometry);

@@ -44,8 +44,8 @@ export async function look() {
   try {
     let answer, comparison = null;
     if (comparing) {
-      const both = await getComparison({ a: request.text, b: textB, model: request.model,
-        prepend_bos: request.prepend_bos }, controller.signal);
+      const { text, ...shared } = request;  // the sentence request's other fields (knocked-out heads, say) apply to both
+      const both = await getComparison({ a: text, b: textB, ...shared }, controller.signal);
       answer = both.a;
       comparison = adoptComparison(both, { ...request, text: textB });
     } else {
