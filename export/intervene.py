@@ -99,13 +99,14 @@ def expose_residual(model: onnx.ModelProto, n_layer: int, n_embd: int) -> None:
     """Name the residual stream entering the last block `residual` and make it an output: the input of the last
     LayerNormalization the last layer's attention depends on (that block's ln_1)."""
     producers = {output: node for node in model.graph.node for output in node.output}
-    needed, stack = set(), [attention_output(n_layer - 1)]
+    needed, stack = set(), [attention_output(n_layer - 1)]  # nodes, by their first output's name
     while stack:
         node = producers.get(stack.pop())
-        if node is not None and id(node) not in needed:
-            needed.add(id(node))
+        if node is not None and node.output[0] not in needed:
+            needed.add(node.output[0])
             stack.extend(node.input)
-    ln_1 = [node for node in model.graph.node if id(node) in needed and node.op_type == "LayerNormalization"][-1]
+    ln_1 = [node for node in model.graph.node
+            if node.output[0] in needed and node.op_type == "LayerNormalization"][-1]
     old = ln_1.input[0]
     for node in model.graph.node:
         node.input[:] = [RESIDUAL if name == old else name for name in node.input]

@@ -169,21 +169,20 @@ def describe(engine, options, ids, offsets) -> dict:
 
 
 def run_intervention(engine, options, ids):
-    """The clean and ablated passes, or None where a plain run does (a model exported without head masks, a
-    long sentence without predict). The clean pass of a sentence is kept in the response cache (under its own
-    key, counted in CACHE_BYTES): knocking heads out after looking, or knocking out one more, computes only the
-    ablated pass."""
-    cacheable = len(ids) <= current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]
-    if not engine.can_intervene or not (cacheable or options.predict):
+    """The clean and ablated passes, or None where a plain run does. The clean pass of a sentence (up to
+    MAX_PACKED_ALL_LAYERS_TOKENS) is kept apart, within CLEAN_PASS_BYTES, from any request that computed it, a
+    plain one included: knocking heads out after looking, or knocking out one more, runs only the ablated pass."""
+    passes = current_app.extensions["heads.clean_passes"]
+    keep = passes.max_bytes > 0 and len(ids) <= current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]
+    if not engine.can_intervene or not (options.ablate or options.predict or keep):
         return None
-    cache = current_app.extensions["heads.cache"]
-    key = ("clean pass", engine.name, tuple(ids))
-    cached = cache.get(key)
+    key = (engine.name, tuple(ids))
+    cached = passes.get(key)
     result = intervene(engine, ids, options.ablate, options.predict, cached)
-    if result.clean is not cached and cacheable:
+    if result.clean is not cached and keep:
         for array in (result.clean.attention, result.clean.residual):
             array.flags.writeable = False  # shared by every request that finds it
-        cache.put(key, result.clean, size=result.clean.nbytes)
+        passes.put(key, result.clean, size=result.clean.nbytes)
     return result
 
 

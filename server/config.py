@@ -46,6 +46,9 @@ SETTINGS = (
             "fetched one layer at a time (the page does this by itself)."),
     Setting("CACHE_BYTES", int, 256 * 1024 * 1024, "HEADS_CACHE_BYTES",
             "Memory for cached responses to repeated sentences, in bytes; 0 turns the cache off."),
+    Setting("CLEAN_PASS_BYTES", int, 32 * 1024 * 1024, "HEADS_CLEAN_PASS_BYTES",
+            "Memory for the sentences' runs with every head, kept so that knocking heads out after looking runs "
+            "only the run without them (2.4 MB a sentence at 64 tokens), in bytes; 0 keeps none."),
     Setting("LONG_SENTENCE_TOKENS", int, engine.LONG_SENTENCE_TOKENS, "HEADS_LONG_SENTENCE_TOKENS",
             "Sentences longer than this take LONG_SENTENCE_CONCURRENCY slots, and the memory they need is handed "
             "back when they are done: at 1,024 tokens one request holds ~1 GB."),

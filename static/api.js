@@ -1,9 +1,11 @@
-/* Talking to the server: /api/models, /api/attention and /api/tokens. Every failure becomes an ApiError whose
-   message is the server's own `{"error": ...}` text, or a plain sentence when the server could not be reached. */
+/* Talking to the server: /api/models, /api/attention, /api/compare and /api/tokens. Every failure becomes an
+   ApiError whose message is the server's own `{"error": ...}` text, or a plain sentence when the server could
+   not be reached. */
 
 const ATTENTION_URL = "/api/attention";
 const MODELS_URL = "/api/models";
 const TOKENS_URL = "/api/tokens";
+const COMPARE_URL = "/api/compare";
 
 export class ApiError extends Error {}
 
@@ -14,6 +16,11 @@ export function getModels(signal) {
 /** POST the options (text, model, prepend_bos, sink_aware, format, layer) and return the parsed answer. */
 export function getAttention(options, signal) {
   return postJson(ATTENTION_URL, options, signal);
+}
+
+/** POST two sentences (a, b, model, prepend_bos) and return both answers, their alignment and each head's change. */
+export function getComparison(options, signal) {
+  return postJson(COMPARE_URL, options, signal);
 }
 
 /** POST {text, model, prepend_bos}; the answer is {n_tokens, max_tokens}. */

@@ -18,6 +18,14 @@ import { beginFrame, endFrame } from "./timing.js";
 import { buildLabelKey, buildModels, buildTokens, drawEmpty, drawGridNote, drawLayerBar, drawModels, drawSentence,
   drawTokens } from "./view.js";
 import * as on from "./handlers.js";
+import { choosePair, comparisonOf, listenCompare } from "./compare.js";
+import { bothReady, buildCompareThumbs, buildPairPresets, drawCompareFocus, drawCompareGrid, drawCompareSentence,
+  drawDiffLegend, drawRanking } from "./compare_view.js";
+import { buildCompareLesson, drawCompareLesson } from "./compare_lesson.js";
+import { compareFocusPicture, compareGridPicture, comparePictureName } from "./compare_png.js";
+import { drawDivergingBar } from "./diff.js";
+import { cellAt } from "./focus.js";
+import { permalinkHash } from "./permalink.js";
 
 const PRESETS = [
   { name: "Coreference", text: "The trophy doesn't fit in the suitcase because it is too big." },
@@ -39,7 +47,12 @@ const ELEMENT_IDS = ["model", "model-picker", "model-name", "synthetic-banner", 
   "label-key", "focus", "back", "prev-head", "next-head", "focus-title", "focus-chip", "focus-confidence",
   "focus-runner-up", "focus-reason", "focus-meaning", "focus-png", "matrix", "matrix-wrap", "tooltip", "top-title",
   "top-keys", "top-empty", "scores", "scores-note", "score-meanings", "colour-bar", "pool-note", "set-aside-key",
-  "empty-row-key", "legend", "empty", "hide-labels", "experiments"];
+  "empty-row-key", "legend", "empty", "hide-labels", "experiments",
+  // compare mode (compare_view.js)
+  "compare-box", "compare-open", "compare-close", "text-b", "pair-presets", "token-row-b", "token-count-b", "tokens-b",
+  "compare-note", "view-switch", "view-side", "view-diff", "focus-body", "compare-focus", "compare-panels", "matrix-a",
+  "matrix-b", "matrix-diff", "diff-limit", "compare-query", "compare-probe", "compare-summary", "row-bars",
+  "diff-legend", "diff-bar", "diff-min", "diff-max", "ranking", "ranking-list"];
 
 const dom = {};
 const built = {};  // what the layout functions made, and for which shape: {grid, counts, focus, lesson, tokens}
@@ -54,10 +67,15 @@ function layout() {
   rebuild("labelKey", "1", () => buildLabelKey(dom.labelKey, glossary));
   rebuild("focus", "1", () => buildFocus(focusElements(), glossary));
   const dims = shape();
-  rebuild("lesson", `${dims.nLayer}x${dims.nHead}/${dims.sinkAware}`, () => buildLesson(dom.experiments, dims,
-    on.lessonHandlers));
+  rebuild("lesson", `${dims.nLayer}x${dims.nHead}/${dims.sinkAware}`, () => ({
+    cards: buildLesson(dom.experiments, dims, on.lessonHandlers),
+    compareCard: buildCompareLesson(dom.experiments, dims, on.lessonHandlers) }));
   if (!result) return;
-  rebuild("grid", String(result.n_head), () => buildGrid(dom.grid, result.n_head, on.openFocus));
+  rebuild("grid", String(result.n_head), () => {
+    const thumbs = buildGrid(dom.grid, result.n_head, on.openFocus);
+    buildCompareThumbs(thumbs);
+    return thumbs;
+  });
   rebuild("tokens", String(state.resultId), () => buildTokens(dom, result, glossary));
 }
 
@@ -71,6 +89,7 @@ function rebuild(name, key, build) {
 function draw() {
   const { result } = state;
   const focused = state.focused && Boolean(result);
+  const comparing = Boolean(comparisonOf(state));
   drawModels(dom, state);
   drawSentence(dom, state);
   drawTokens(dom, state);
@@ -82,13 +101,24 @@ function draw() {
   dom.focus.hidden = !focused;
   dom.gridPng.hidden = focused || !result;
   if (!state.glossary) return;
+  drawCompareSentence(dom, state);
   drawCounts(built.counts.parts, state);
-  if (built.grid) drawGrid(built.grid.parts, state);
+  if (built.grid) {
+    drawGrid(built.grid.parts, state);
+    drawCompareGrid(built.grid.parts, state);
+  }
   drawMap({ canvas: dom.map, caption: dom.mapCaption, readout: dom.mapReadout }, state);
-  if (focused) drawFocus(focusElements(), built.focus.parts, state);
+  dom.focusBody.hidden = comparing;
+  dom.compareFocus.hidden = !comparing;
+  if (focused && comparing) drawCompareFocus(compareElements(), state);
+  else if (focused) drawFocus(focusElements(), built.focus.parts, state);
+  drawDiffLegend(dom, state);
+  drawRanking({ section: dom.ranking, list: dom.rankingList }, state, (layer, head) =>
+    permalinkHash({ ...shownView(state), layer, head, focused: true }));
   dom.hideLabels.checked = state.lesson.hideLabels;
-  drawLesson(built.lesson.parts, shape(), state.lesson, state.status === "ready" || state.status === "error"
+  drawLesson(built.lesson.parts.cards, shape(), state.lesson, state.status === "ready" || state.status === "error"
     ? result : null, state.glossary);
+  drawCompareLesson(built.lesson.parts.compareCard, state);
 }
 
 function shape() {
@@ -104,8 +134,19 @@ function focusElements() {
     canvas: dom.matrix, wrap: dom.matrixWrap, tooltip: dom.tooltip };
 }
 
+function compareElements() {
+  return { title: dom.focusTitle, chip: dom.focusChip, confidence: dom.focusConfidence, canvasA: dom.matrixA,
+    canvasB: dom.matrixB, canvasDiff: dom.matrixDiff, panels: dom.comparePanels, diffLimit: dom.diffLimit,
+    query: dom.compareQuery, probe: dom.compareProbe, summary: dom.compareSummary, bars: dom.rowBars };
+}
+
 function download(focused) {
   if (!state.result || !state.attention?.has(state.layer)) return;
+  if (comparisonOf(state)) {
+    if (!bothReady(state, state.layer)) return;
+    const picture = focused ? compareFocusPicture(state) : compareGridPicture(state);
+    return downloadPicture(picture, comparePictureName(state, focused));
+  }
   const picture = focused ? focusPicture(state) : gridPicture(state);
   downloadPicture(picture, pictureName({ ...shownView(state), focused }));
 }
@@ -115,8 +156,11 @@ function download(focused) {
 async function start() {
   for (const id of ELEMENT_IDS) dom[id.replace(/-(\w)/g, (_, letter) => letter.toUpperCase())] = document.getElementById(id);
   dom.banner = dom.syntheticBanner;
+  dom.tokensA = dom.tokens;  // compare_view.js marks A's tokens without a partner
   on.bindHandlers(dom);
   drawColourBar(dom.colourBar);
+  drawDivergingBar(dom.diffBar);
+  buildPairPresets(dom.pairPresets, choosePair);
   dom.presets.append(...PRESETS.map((preset) => {
     const button = document.createElement("button");
     button.type = "button";
@@ -171,6 +215,7 @@ function listen() {
   dom.map.addEventListener("mouseleave", () => on.hoverMap(null));
   dom.matrix.addEventListener("mousemove", on.probeAt);
   dom.matrix.addEventListener("mouseleave", on.clearProbe);
+  listenCompare(dom, { openFocus: on.openFocus, setLayer: on.setLayer, cellAt });
   document.addEventListener("keydown", on.onKey);
   listenHistory(on.showView);
   window.addEventListener("resize", () => schedule());

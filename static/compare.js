@@ -4,7 +4,9 @@
    Here are the pairs offered as presets, the handlers of the compare controls, and the pure helpers the compare
    views draw from: the ranking of heads, the lesson's answer and the words of the tokenization note. */
 
-import { look, relabel, schedule, state } from "./state.js";
+import { addPermalinkField } from "./permalink.js";
+import { countDraft, look, relabel } from "./requests.js";
+import { schedule, state } from "./state.js";
 
 export const PAIRS = [
   { name: "Trophy big / small", a: "The trophy doesn't fit in the suitcase because it is too big.",
@@ -20,6 +22,14 @@ export const PAIRS = [
 ];
 export const LESSON_PAIR = PAIRS[0];  // "Which layer holds the heads that change most when 'big' becomes 'small'?"
 export const LESSON_ID = "compare-layer";
+
+// The permalink carries B while comparing: &b=…, and &diff=1 for the A − B grid.
+addPermalinkField({ param: "b", read(value, view) {
+  if (value !== null) view.compare = { open: true, textB: value, view: "side" };
+}, write: ({ compare }) => (compare?.open && compare.textB ? compare.textB : null) });
+addPermalinkField({ param: "diff", read(value, view) {
+  if (view.compare && value === "1") view.compare.view = "diff";
+}, write: ({ compare }) => (compare?.open && compare.textB && compare.view === "diff" ? "1" : null) });
 
 // ---- handlers: change state, then schedule() (or look()) ----
 
@@ -46,6 +56,7 @@ export function choosePair(pair) {
   state.compare.open = true;
   state.compare.draftB = pair.b;
   if (state.sinkAware) state.sinkAware = false;
+  countDraft({ now: true });
   look();
 }
 
@@ -112,7 +123,8 @@ export function lessonSolution(heads, top) {
 
 /** Whether the comparison on show is the lesson's pair (the experiment checks only that one). */
 export function showsLessonPair(state) {
-  return Boolean(comparisonOf(state)) && state.text === LESSON_PAIR.a && state.compare.textB === LESSON_PAIR.b;
+  return Boolean(comparisonOf(state)) && state.result.request.text === LESSON_PAIR.a &&
+    state.compare.textB === LESSON_PAIR.b;
 }
 
 /** One or two sentences saying how A and B line up and which rows the change number averages. */

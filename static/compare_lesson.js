@@ -3,6 +3,7 @@
    the predictions in state.lesson), checked against the ranking /api/compare computed for the trophy pair. */
 
 import { LESSON_ID, LESSON_PAIR, comparisonOf, lessonSolution, showsLessonPair } from "./compare.js";
+import { buildChart, drawChart } from "./lesson.js";
 
 /** Append the card to `container` (after buildLesson's cards); handlers: onPredict, onReveal, onShowMe, onLoadPair. */
 export function buildCompareLesson(container, { nLayer }, handlers) {
@@ -31,13 +32,15 @@ export function buildCompareLesson(container, { nLayer }, handlers) {
   showMe.addEventListener("click", () => handlers.onShowMe(LESSON_ID));
   const verdict = element("p", "verdict");
   const answer = element("p", "answer");
-  const bars = element("div", "bars");
-  const outcome = element("div", "outcome", verdict, answer, bars, showMe);
+  const why = element("p", "why", "Why: a head's change is how far its attention rows move from A to B, from the " +
+    "first word that differs on; the heads that move most are the ones whose attention depends on that word.");
+  const chart = buildChart(nLayer);
+  const outcome = element("div", "outcome", verdict, answer, why, chart.root, showMe);
   outcome.setAttribute("aria-live", "polite");
   card.append(heading, question, element("div", "predictions", element("div", "field", label, select)),
     element("div", "actions", load, reveal, hint), outcome);
   container.append(card);
-  return { select, load, reveal, hint, outcome, verdict, answer, bars };
+  return { select, load, reveal, hint, outcome, verdict, answer, chart };
 }
 
 export function drawCompareLesson(card, state) {
@@ -46,6 +49,7 @@ export function drawCompareLesson(card, state) {
   const ready = showsLessonPair(state) && state.status === "ready";
   const revealed = ready && Boolean(state.lesson.revealed[LESSON_ID]);
   card.load.hidden = ready;
+  card.select.disabled = revealed;  // locked once revealed, as the other experiments' predictions
   card.reveal.disabled = !predicted || !ready;
   card.reveal.hidden = revealed;
   card.hint.hidden = Boolean(predicted) || revealed;
@@ -56,16 +60,8 @@ export function drawCompareLesson(card, state) {
   card.verdict.textContent = right ? "✓ Right." : "✗ Not this time.";
   card.verdict.className = `verdict ${right ? "right" : "wrong"}`;
   card.answer.textContent = solution.text;
-  const most = Math.max(1, ...solution.counts);
-  card.bars.replaceChildren(...solution.counts.map((count, layer) => {
-    const bar = element("span", "bar");
-    bar.style.height = `${Math.round((count / most) * 100)}%`;
-    const column = element("span", "column", bar, element("span", "axis", String(layer)));
-    column.title = `layer ${layer}: ${count} of the heads that change most`;
-    return column;
-  }));
-  card.bars.setAttribute("role", "img");
-  card.bars.setAttribute("aria-label", `heads among those that change most, per layer: ${solution.counts.join(", ")}`);
+  drawChart(card.chart, solution.counts, { title: (count, layer) => `layer ${layer}: ${count} of the heads that change most`,
+    label: "heads among those that change most, per layer" });
 }
 
 /** The answer for the comparison on show: of the n_head heads that change most, which layer holds the most. */

@@ -2,7 +2,9 @@
    under a title block with the model, both sentences and the layer, and the colour scales used. */
 
 import { Heatmap, drawColourBar } from "./heatmap.js";
-import { matrixGeometry, paintMatrix } from "./focus.js";
+import { MatrixPainter } from "./matrix.js";
+import { pictureName } from "./png.js";
+import { shownView } from "./history.js";
 import { THUMB_MAX_CELLS } from "./grid.js";
 import { DiffHeatmap, alignedLabels, drawDivergingBar, paintDifference, poolDifference } from "./diff.js";
 import { comparisonOf } from "./compare.js";
@@ -74,7 +76,8 @@ export function compareFocusPicture(state) {
   const n = Math.max(result.n_tokens, b.n_tokens, labels.length);
   const cell = Math.max(2, Math.min(24, Math.floor(FOCUS_PANEL_PX / n)));
   const measure = document.createElement("canvas").getContext("2d");
-  const geometries = [result.tokens, b.tokens, labels].map((tokens) => matrixGeometry(measure, tokens, cell));
+  const painters = [new MatrixPainter(), new MatrixPainter()];  // a picture's own: the focused view's stay as they are
+  const geometries = [result.tokens, b.tokens, labels].map((tokens) => painters[0].geometry(measure, tokens, cell));
   const width = PAD * 2 + geometries.reduce((sum, geometry) => sum + geometry.width, 0) + 2 * GAP;
   const change = comparison.heads[layer][head].change;
   const title = titleLines(state, `layer ${layer} head ${head}: A, B and A − B (change ${change.toFixed(3)})`);
@@ -96,9 +99,9 @@ export function compareFocusPicture(state) {
       paintDifference(context, geometry, { difference: layerDifferences(state, layer)[head], n: labels.length, labels,
         limit, probe: null });
     } else {
-      paintMatrix(context, geometry, { attention: index === 0 ? state.attention : attentionB, layer, head,
-        sinkAware: false, tokens: index === 0 ? result.tokens : b.tokens, probe: null,
-        cacheKey: `png/${index}/${state.resultId}` });
+      const [store, tokens] = index === 0 ? [state.attention, result.tokens] : [attentionB, b.tokens];
+      painters[index].paint(context, geometry, { matrix: store.pooled(layer, head, false, tokens.length), key: "png",
+        tokens, probe: null });
     }
     context.restore();
     x += geometry.width + GAP;
@@ -107,10 +110,10 @@ export function compareFocusPicture(state) {
   return canvas;
 }
 
+/** pictureName's name (model, layer, head, A's first words, toggles) with what the picture compares. */
 export function comparePictureName(state, focused) {
-  const model = state.result.request.model.replace(/[^\w.-]+/g, "_");
-  const view = focused ? `H${state.head}_compare` : state.compare.view === "diff" ? "_diff" : "_compare";
-  return `twelve-heads_${model}_L${state.layer}${view}.png`;
+  const view = !focused && state.compare.view === "diff" ? "diff" : "compare";
+  return pictureName({ ...shownView(state), focused }).replace(/\.png$/, `_${view}.png`);
 }
 
 // ---- pure helpers ----
@@ -121,9 +124,9 @@ function titleLines(state, heading) {
     : result.request.model;
   return [
     { font: TITLE_FONT, text: `Twelve Heads · ${model} · ${heading}` },
-    { font: TEXT_FONT, text: `A: “${state.text}”` },
+    { font: TEXT_FONT, text: `A: “${result.request.text}”` },
     { font: TEXT_FONT, text: `B: “${state.compare.textB}”` },
-    ...(state.prependBos ? [{ font: TEXT_FONT, text: "<|endoftext|> prepended to both" }] : []),
+    ...(result.request.prepend_bos ? [{ font: TEXT_FONT, text: "<|endoftext|> prepended to both" }] : []),
   ];
 }
 

@@ -4,8 +4,8 @@
    state; differences come from diff.js, the one diff component. */
 
 import { Heatmap } from "./heatmap.js";
-import { matrixGeometry, paintMatrix } from "./focus.js";
-import { paintChip } from "./labels.js";
+import { MatrixPainter } from "./matrix.js";
+import { headTag, paintChip } from "./labels.js";
 import { THUMB_MAX_CELLS } from "./grid.js";
 import { tokenChip } from "./view.js";
 import { visibleToken } from "./attention.js";
@@ -19,9 +19,11 @@ const RANKING_SIZE = 12;  // heads in "Which heads care about this word?"
 const PANEL_GAP = 12;  // px between the focused view's three matrices
 const MAX_CELL = 28;  // px
 const MIN_CELL = 3;  // px: beyond this the panels scroll
+const LEGIBLE_CELL = 9;  // px: below this three panels side by side lose their token labels
 const KEPT_LAYERS = 3;  // layers of difference matrices kept, so sliding back and forth does not recompute
 
 const differences = { id: null, layers: new Map() };  // resultId → layer → [Float32Array (m × m) per head]
+const painters = { a: new MatrixPainter(), b: new MatrixPainter() };  // the focused view's A and B, each its own
 let rankingKey = "";
 let queryKey = "";
 
@@ -82,14 +84,19 @@ export function drawCompareSentence(elements, state) {
   elements.sinkAware.title = compare.open ? "Compare mode shows the raw attention of A and B" : "";
   for (const button of elements.pairPresets.children) {
     const pair = PAIRS.find(({ name }) => name === button.textContent);
-    button.setAttribute("aria-pressed", String(Boolean(comparison) && state.text === pair.a && compare.textB === pair.b));
+    button.setAttribute("aria-pressed", String(Boolean(comparison) && state.result.request.text === pair.a &&
+      compare.textB === pair.b));
+  }
+  if (comparison) {  // a pair is not also the one-sentence preset its A happens to be
+    for (const button of elements.presets.children) button.setAttribute("aria-pressed", "false");
+    elements.tokenCount.textContent = `A: ${elements.tokenCount.textContent}`;  // drawTokens wrote "14 tokens:"
   }
   const key = comparison ? String(state.resultId) : "";
   if (elements.tokensB.dataset.key !== key) {
     const { b } = comparison || {};
     const unmatched = new Set(comparison ? comparison.raw.unmatched_b : []);
     elements.tokensB.replaceChildren(...(b ? b.tokens.map((token, index) => {
-      const chip = tokenChip(token, index, b.ids[index]);
+      const chip = tokenChip(token, index, b.ids[index], null, state.glossary.bos_token);
       if (unmatched.has(index)) chip.classList.add("unmatched");
       return chip;
     }) : []));
@@ -156,7 +163,7 @@ export function drawCompareGrid(thumbs, state) {
       `rank ${ranks.get(`${layer}/${head}`)} of ${ranks.size}`;
     const label = thumb.button.getAttribute("aria-label");
     if (!label.includes("change")) thumb.button.setAttribute("aria-label", `${label}; change ${change.toFixed(2)}`);
-    thumb.button.classList.toggle("pending", !ready);
+    thumb.thumb.classList.toggle("pending", !ready);
     if (!ready) return;
     const keyB = `${state.resultId}/${layer}/${head}/${nB}`;
     if (!diffView && compare.paintedB !== keyB) {
@@ -195,7 +202,8 @@ export function drawCompareFocus(elements, state) {
   const infoB = comparison.b.heads[layer][head];
   const change = comparison.heads[layer][head];
   elements.title.textContent = `Layer ${layer} · head ${head}`;
-  paintChip(elements.chip, infoA.label, `(A) · B: ${infoB.label}`);
+  const [tagA, tagB] = [headTag(infoA, result, state.glossary), headTag(infoB, comparison.b, state.glossary)];
+  paintChip(elements.chip, tagA.name, `${tagA.name} (A) · B: ${tagB.name}`, tagA.meaning);
   elements.confidence.textContent = `change ${change.change.toFixed(3)}`;
   if (!bothReady(state, layer)) return false;
 
@@ -213,12 +221,13 @@ export function drawCompareFocus(elements, state) {
 
   const n = Math.max(result.n_tokens, b.n_tokens, m);
   const context = elements.canvasA.getContext("2d");
-  const guess = matrixGeometry(context, labels, 11);
+  const guess = painters.a.geometry(context, labels, 11);
   const width = Math.max(300, elements.panels.clientWidth);
-  const fit = Math.floor((width - 3 * (guess.margin + 2) - 2 * PANEL_GAP) / (3 * n));  // three panels in a row
-  const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, fit));
+  const fit = (inRow) => Math.floor((width - inRow * (guess.margin + 2) - (inRow - 1) * PANEL_GAP) / (inRow * n));
+  // Three in a row while their labels stay legible; else one a row (the panels wrap), each as wide as the view.
+  const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, fit(3) >= LEGIBLE_CELL ? fit(3) : fit(1)));
   const side = (canvas, tokens, paint) => {
-    const geometry = matrixGeometry(canvas.getContext("2d"), tokens, cell);
+    const geometry = painters.a.geometry(canvas.getContext("2d"), tokens, cell);
     const surface = sized(canvas, geometry);
     paint(surface, geometry);
     Object.assign(canvas.dataset, { left: geometry.margin, top: geometry.margin, cell, tokens: tokens.length });
@@ -226,12 +235,13 @@ export function drawCompareFocus(elements, state) {
   const [queryA, queryB] = alignment.pairs[probe.query];
   const keyA = alignment.pairs[probe.key][0];
   const keyB = alignment.pairs[probe.key][1];
-  side(elements.canvasA, result.tokens, (surface, geometry) => paintMatrix(surface, geometry, {
-    attention: state.attention, layer, head, sinkAware: false, tokens: result.tokens,
-    probe: { query: queryA, key: keyA }, cacheKey: `a/${state.resultId}` }));
-  side(elements.canvasB, b.tokens, (surface, geometry) => paintMatrix(surface, geometry, {
-    attention: attentionB, layer, head, sinkAware: false, tokens: b.tokens,
-    probe: { query: queryB, key: keyB }, cacheKey: `b/${state.resultId}` }));
+  const key = `${state.resultId}/${layer}/${head}`;
+  side(elements.canvasA, result.tokens, (surface, geometry) => painters.a.paint(surface, geometry, {
+    matrix: state.attention.pooled(layer, head, false, result.n_tokens), key, tokens: result.tokens,
+    probe: { query: queryA, key: keyA } }));
+  side(elements.canvasB, b.tokens, (surface, geometry) => painters.b.paint(surface, geometry, {
+    matrix: attentionB.pooled(layer, head, false, b.n_tokens), key, tokens: b.tokens,
+    probe: { query: queryB, key: keyB } }));
   const limit = layerLimit(state, layer);
   side(elements.canvasDiff, labels, (surface, geometry) => paintDifference(surface, geometry, {
     difference: layerDifferences(state, layer)[head], n: m, labels, limit, probe }));

@@ -1,6 +1,8 @@
 /* What every control, key and history step does: each handler changes state and asks for a frame (schedule);
    where keyboard focus must move, it moves once that frame has drawn. */
 
+import { LESSON_ID, LESSON_PAIR, choosePair, toggleCompareView } from "./compare.js";
+import { compareLessonSolution } from "./compare_lesson.js";
 import { EXPERIMENTS, blockedBecause, experimentOf, lessonDims } from "./experiments.js";
 import { backOutOfFocus, pushView } from "./history.js";
 import { mapCellAt } from "./map.js";
@@ -104,6 +106,9 @@ export function onKey(event) {
   if (move) {
     event.preventDefault();
     move();
+  } else if (event.key === "d" || event.key === "D") {
+    event.preventDefault();
+    toggleCompareView();
   } else if (event.key === "Enter" && !state.focused && !target.closest("button, a")) {
     event.preventDefault();
     openFocus(state.head);
@@ -114,9 +119,11 @@ export function onKey(event) {
 export function showView(view) {
   if (view.text === undefined) return;
   const shown = state.result?.request;
+  const shownB = state.compare.result ? state.compare.textB : null;
   restoreView(view);
+  const wantedB = state.compare.open ? state.compare.draftB : null;
   const sentenceChanged = !shown || shown.text !== state.draft || shown.model !== state.model ||
-    shown.prepend_bos !== state.prependBos;
+    shown.prepend_bos !== state.prependBos || shownB !== wantedB;
   if (sentenceChanged) look();
   else if (state.result.sink_aware !== state.sinkAware) relabel();
   else showLayer();
@@ -131,6 +138,8 @@ export function restoreView(view, fallbackText = state.draft) {
   if (view.head !== undefined) state.head = view.head;
   if (view.model) state.model = view.model;  // checked against /api/models once they are known
   state.draft = view.text !== undefined ? view.text : fallbackText;
+  state.compare.open = Boolean(view.compare);
+  if (view.compare) Object.assign(state.compare, { draftB: view.compare.textB, view: view.compare.view });
 }
 
 // ---- the sentence ----
@@ -183,11 +192,14 @@ export const lessonHandlers = {
     schedule();
   },
   onShowMe(id) {
-    const { showMe } = experimentOf(id).solve(state.result, lessonDims(state.result.n_layer, state.result.n_head),
-      state.glossary);
+    const { showMe } = id === LESSON_ID ? compareLessonSolution(state)
+      : experimentOf(id).solve(state.result, lessonDims(state.result.n_layer, state.result.n_head), state.glossary);
     setLayer(showMe.layer);
     if (showMe.focused) openFocus(showMe.head);
     else closeFocus();
+  },
+  onLoadPair() {
+    choosePair(LESSON_PAIR);
   },
 };
 

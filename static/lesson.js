@@ -81,9 +81,9 @@ export function drawLesson(cards, dims, lesson, result, glossary) {
 
 // ---- pure helpers ----
 
-/** The broadcasters-per-layer chart: a plot of fixed height with one bar per layer, and its axis below it, so
- *  a bar's height is its share of the plot alone. */
-function buildChart(nLayer) {
+/** A per-layer bar chart (broadcasters per layer; compare_lesson.js's heads that change most): a plot of fixed
+ *  height with one bar per layer, and its axis below it, so a bar's height is its share of the plot alone. */
+export function buildChart(nLayer) {
   const plot = element("div", "plot");
   const axis = element("div", "axis");
   const bars = Array.from({ length: nLayer }, (_, layer) => {
@@ -97,16 +97,17 @@ function buildChart(nLayer) {
   return { root, bars };
 }
 
-function drawChart(chart, counts) {
+export function drawChart(chart, counts, { title = (count, layer) => `layer ${layer}: ${plural(count, "broadcaster")}`,
+  label = "broadcasters per layer" } = {}) {
   chart.root.hidden = !counts;
   if (!counts) return;
   const most = Math.max(1, ...counts);
   chart.bars.forEach((bar, layer) => {
     bar.style.height = `${(counts[layer] / most) * 100}%`;
-    bar.parentElement.title = `layer ${layer}: ${plural(counts[layer], "broadcaster")}`;
+    bar.parentElement.title = title(counts[layer], layer);
     bar.dataset.count = String(counts[layer]);
   });
-  chart.root.setAttribute("aria-label", `broadcasters per layer: ${counts.join(", ")}`);
+  chart.root.setAttribute("aria-label", `${label}: ${counts.join(", ")}`);
 }
 
 function button(className, text, onClick) {

@@ -1,16 +1,18 @@
-/* The requests that fill the state: the sentence's labels and attention (look), its labels again when the sink
-   toggle changes (relabel), one layer at a time for long sentences (showLayer), and the draft's live token
-   count (countDraft). Each changes state, then schedule(). A request that is no longer wanted is aborted. */
+/* The requests that fill the state: the sentence's labels and attention (look; with sentence B, the comparison),
+   its labels again when the sink toggle changes (relabel), one layer at a time for long sentences (showLayer),
+   and the draft's live token count (countDraft). Each changes state, then schedule(). A request that is no
+   longer wanted is aborted. */
 
 import { AttentionStore } from "./attention.js";
-import { ApiError, countTokens, getAttention } from "./api.js";
+import { ApiError, countTokens, getAttention, getComparison } from "./api.js";
+import { makeAlignment } from "./diff.js";
 import { clamp, onReadyCheck, schedule, state } from "./state.js";
 
 const LAYER_SETTLE_MS = 200;  // a long sentence's layer is fetched once the student stops on it, not on the way past
 const COUNT_SETTLE_MS = 150;  // the live count waits for a pause in typing
 
 let inflight = null;  // AbortController of the request that will replace `result`
-const layerFetches = new Map();  // layer -> AbortController, for long sentences fetched one layer at a time
+const layerFetches = new Map();  // "a/layer" ("b/layer" for B) -> AbortController: long sentences, layer by layer
 let layerTimer = 0;
 let countTimer = 0;
 let countController = null;
@@ -18,7 +20,8 @@ let countController = null;
 onReadyCheck(({ status, result, attention, layer, count }) => {
   if (count.pending) return false;
   if (status === "error" || status === "empty") return true;
-  return status === "ready" && Boolean(result) && attention.has(layer);
+  const b = state.compare.open ? state.compare.result?.attentionB : null;
+  return status === "ready" && Boolean(result) && attention.has(layer) && (!b || b.has(layer));
 });
 
 /** The options every request for the shown sentence repeats. Feature modules that add request fields (knocked-out
@@ -33,17 +36,25 @@ export async function look() {
   const request = sentenceRequest();
   const sameSentence = state.result && state.result.request.text === request.text &&
     state.result.request.model === request.model;
+  const comparing = state.compare.open;
+  const textB = comparing ? state.compare.draftB : "";
   Object.assign(state, { status: "loading", probe: null });
+  Object.assign(state.compare, { probe: null, query: null });
   schedule();
   try {
-    const answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "packed" }, controller.signal);
-    const attention = new AttentionStore(answer.n_head, answer.n_tokens, state.glossary.empty_row_mass);
-    if (answer.attention_packed) attention.add(answer.attention_packed, answer.attention_layers);
-    delete answer.attention_packed;
-    answer.request = request;  // what later per-layer and relabelling requests must repeat (answer.model is the
-    // manifest's name, which need not be the folder name the server knows the model by)
+    let answer, comparison = null;
+    if (comparing) {
+      const { text, ...shared } = request;  // the sentence request's other fields (knocked-out heads, say) apply to both
+      const both = await getComparison({ a: text, b: textB, ...shared }, controller.signal);
+      answer = both.a;
+      comparison = adoptComparison(both, { ...request, text: textB });
+    } else {
+      answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "packed" }, controller.signal);
+    }
+    const attention = storeOf(answer, request);
     abortLayers(() => true);
     Object.assign(state, { result: answer, attention, resultId: state.resultId + 1, status: "ready", error: "" });
+    Object.assign(state.compare, { result: comparison, textB });
     if (!sameSentence) state.lesson.revealed = {};
     state.layer = clamp(state.layer, 0, answer.n_layer - 1);
     state.head = clamp(state.head, 0, answer.n_head - 1);
@@ -88,7 +99,8 @@ export function showLayer() {
   if (!result || !result.attention_per_layer) return;
   abortLayers((fetched) => fetched !== layer);
   clearTimeout(layerTimer);
-  if (attention.has(layer) || layerFetches.has(layer)) return;
+  const b = state.compare.result?.attentionB;
+  if (attention.has(layer) && (!b || b.has(layer))) return;
   layerTimer = setTimeout(() => fetchLayer(state.layer), LAYER_SETTLE_MS);
 }
 
@@ -109,31 +121,57 @@ export function countDraft({ now = false } = {}) {
 
 // ---- helpers ----
 
+/** /api/compare's answer beyond A's part: B (an /api/attention answer of its own), the alignment, the changes. */
+function adoptComparison({ b, alignment, heads }, requestB) {
+  const [nA, nB] = alignment.n_tokens;
+  return { b, attentionB: storeOf(b, requestB), heads, raw: alignment,
+    alignment: makeAlignment(alignment.pairs, nA, nB, alignment.first_difference) };
+}
+
+/** An /api/attention answer's packed numbers moved into an AttentionStore; the answer keeps its request. */
+function storeOf(answer, request) {
+  const attention = new AttentionStore(answer.n_head, answer.n_tokens, state.glossary.empty_row_mass);
+  if (answer.attention_packed) attention.add(answer.attention_packed, answer.attention_layers);
+  delete answer.attention_packed;
+  answer.request = request;  // what later per-layer and relabelling requests must repeat (answer.model is the
+  // manifest's name, which need not be the folder name the server knows the model by)
+  return attention;
+}
+
+/** A long sentence's layer, fetched once (B's too while comparing). */
 function fetchLayer(layer) {
-  const { result, attention } = state;
-  if (!result || !result.attention_per_layer || attention.has(layer) || layerFetches.has(layer)) return;
+  fetchLayerOf("a", state.result, state.attention, layer);
+  const comparison = state.compare.result;
+  if (comparison) fetchLayerOf("b", comparison.b, comparison.attentionB, layer);
+}
+
+function fetchLayerOf(side, result, attention, layer) {
+  const key = `${side}/${layer}`;
+  if (!result || !result.attention_per_layer || attention.has(layer) || layerFetches.has(key)) return;
   const controller = new AbortController();
-  layerFetches.set(layer, controller);
+  layerFetches.set(key, controller);
   schedule();
-  getAttention({ ...result.request, sink_aware: state.sinkAware, format: "packed", layer }, controller.signal)
+  const current = () => state.attention === attention || state.compare.result?.attentionB === attention;
+  getAttention({ ...result.request, sink_aware: side === "a" && state.sinkAware, format: "packed", layer },
+    controller.signal)
     .then((answer) => {
-      if (state.attention === attention) attention.add(answer.attention_packed, answer.attention_layers);
+      if (current()) attention.add(answer.attention_packed, answer.attention_layers);
     })
     .catch((error) => {
       if (error.name === "AbortError") return;
-      if (state.attention === attention) Object.assign(state, { status: "error", error: messageOf(error) });
+      if (current()) Object.assign(state, { status: "error", error: messageOf(error) });
     })
     .finally(() => {
-      if (layerFetches.get(layer) === controller) layerFetches.delete(layer);
+      if (layerFetches.get(key) === controller) layerFetches.delete(key);
       schedule();
     });
 }
 
 function abortLayers(unwanted) {
-  for (const [layer, controller] of layerFetches) {
-    if (!unwanted(layer)) continue;
+  for (const [key, controller] of layerFetches) {
+    if (!unwanted(Number(key.split("/")[1]))) continue;
     controller.abort();
-    layerFetches.delete(layer);
+    layerFetches.delete(key);
   }
 }
 

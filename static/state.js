@@ -23,6 +23,15 @@ export const state = {
   attention: null,  // AttentionStore of the layers fetched so far
   count: { key: "", nTokens: null, maxTokens: null, error: "", pending: false },  // the draft's live token count
   lesson: { predictions: {}, revealed: {}, hideLabels: false },
+  compare: {  // compare mode (compare.js): sentence B beside A; `result` and `attention` above stay A's
+    open: false,  // the second box is shown, and Look compares
+    draftB: "",  // what B's box holds
+    textB: "",  // B as shown (or being computed)
+    view: "side",  // the grid: "side" (A and B in each thumbnail) or "diff" (A − B)
+    result: null,  // {b, attentionB, heads, alignment}: /api/compare's answer beyond A's part
+    query: null,  // the aligned query whose rows the bar charts show; null: the focused head's peak row
+    probe: null,  // {query, key} aligned: the cell under the pointer in the focused compare view
+  },
 };
 
 const layouts = [];
@@ -82,7 +91,8 @@ export function currentModel({ models, model }) {
   return models.find((entry) => entry.name === model) || null;
 }
 
-/** Whether the sentence box holds something other than the sentence shown. */
-export function isStale({ result, draft }) {
-  return Boolean(result) && draft !== result.request.text;
+/** Whether a sentence box holds something other than the sentence shown (B's box, while comparing). */
+export function isStale({ result, draft, compare }) {
+  if (!result) return false;
+  return draft !== result.request.text || (compare.open && compare.draftB !== (compare.result ? compare.textB : ""));
 }

@@ -151,7 +151,8 @@ function drawCount(element, { nTokens, maxTokens, error, pending }) {
   else element.textContent = `${count(nTokens)} of ${count(maxTokens)} tokens`;
 }
 
-function tokenChip(token, index, id, piece, bosToken) {
+/** One token's chip (compare_view.js makes B's with it too). */
+export function tokenChip(token, index, id, piece, bosToken) {
   const item = document.createElement("li");
   item.className = token === bosToken ? "token special" : piece ? "token fragment" : "token";
   const leading = token.match(/^ */)[0].length;

@@ -144,7 +144,7 @@ def test_cache_is_bounded_in_bytes(models_dir):
     for n in range(30):
         assert client.post("/api/attention", json={"text": f"sentence number {n}", "format": "json"}).status_code == 200
     cache = app.extensions["heads.cache"]
-    # Each entry is (value, its bytes): the gzipped responses, and the clean passes kept for knocking heads out.
+    # Each entry is (value, its bytes).
     assert 0 < sum(size for _, size in cache.entries.values()) == cache.size <= 20_000 and len(cache.entries) < 30
 
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import TINY_POSITIONS, TROPHY
 from test_export import reference_attention
 from twelve_heads.errors import InputError
+from twelve_heads.modeldir import HEAD_MASK, INPUT_IDS
 from twelve_heads.server import engine as engine_module
 from twelve_heads.server.engine import Engine
 
@@ -35,13 +36,13 @@ def test_each_sentence_of_a_batch_gets_its_own_attention(request, model_fixture)
 
 
 def test_padding_never_reaches_a_sentences_rows(tiny_model):
-    """The same sentence padded with different tokens in one run of the graph: its rows do not move."""
+    """The same sentence padded with different tokens, straight through the graph: its rows do not move."""
     engine = Engine.load(tiny_model)
     rng = np.random.default_rng(1)
     sentence = rng.integers(0, 50257, size=9)
     padded = rng.integers(0, 50257, size=(3, 25))
     padded[:, :9] = sentence
-    outputs = engine.run_padded(padded.tolist())  # (L, B, H, T, T); rows already of one length
+    outputs = np.stack(engine.session.run(engine.output_names, feeds(engine, padded)))  # (L, B, H, T, T)
     alone = engine.run(sentence.tolist())
     for row in range(3):
         assert np.abs(outputs[:, row, :, :9, :9] - alone).max() <= BATCH_ATOL
@@ -64,7 +65,7 @@ def test_int8_runs_a_batch_one_sentence_at_a_time(demo_int8_model):
     assert engine.groups(sorted(map(len, batch))) == [[0], [1], [2]]
     for ids, result in zip(batch, engine.run_batch(batch)):
         np.testing.assert_array_equal(result, engine.run(ids))
-    padded = engine.run_padded([batch[0] + batch[2][4:], batch[2]])
+    padded = np.stack(engine.session.run(engine.output_names, feeds(engine, np.array([batch[0] + batch[2][4:], batch[2]]))))
     assert padded.shape == (engine.n_layer, 2, engine.n_head, 11, 11)
 
 
@@ -83,10 +84,9 @@ def test_graph_keeps_batch_and_length_symbolic(tiny_model):
     graph = onnx.load(str(tiny_model / "model.onnx")).graph
     dims = lambda value: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
     inputs = {value.name: dims(value) for value in graph.input}
-    assert inputs["input_ids"] == ["batch_size", "sequence_length"]
-    attention = [dims(value) for value in graph.output if value.name.startswith("attentions.")]
-    assert len(attention) == 2
-    assert {tuple(shape) for shape in attention} == {("batch_size", 4, "sequence_length", "sequence_length")}
+    assert inputs[INPUT_IDS] == ["batch_size", "sequence_length"] and inputs[HEAD_MASK][0] == "batch_size"
+    attentions = {tuple(dims(value)) for value in graph.output if value.name.startswith("attentions.")}
+    assert attentions == {("batch_size", 4, "sequence_length", "sequence_length")}
 
 
 def test_run_batch_keeps_the_callers_order_across_groups(tiny_model, monkeypatch):
@@ -148,3 +148,8 @@ def test_attend_many_rejects_bad_texts_with_attends_messages(tiny_model):
         engine.attend_many("one text")
     with pytest.raises(InputError, match="the text is empty; type a sentence to look at"):
         engine.attend_many(["fine", "  "])
+
+
+def feeds(engine, ids: np.ndarray) -> dict:
+    """The graph's inputs for a (B, T) batch of ids with every head kept."""
+    return {INPUT_IDS: ids, HEAD_MASK: np.ones((len(ids), engine.n_layer, engine.n_head), dtype=np.float32)}

@@ -228,7 +228,8 @@ BAD_COMPARISONS = [
     ({"a": TROPHY, "b": SMALL, "model": 7}, 400, '"model" must be a string (a name from /api/models), not a number'),
     ({"a": TROPHY, "b": "word " * 299 + "word"}, 400,
      "sentence b: the sentence has 300 tokens; this model reads at most 256. Shorten it"),
-    ({"a": "x" * 20_001, "b": SMALL}, 400, "sentence a: the text has 20,001 characters; the limit is 20,000. Shorten it"),
+    ({"a": "x" * 20_001, "b": SMALL}, 400, "sentence a: the text has 20,001 characters; this model reads at most 256 "
+                                           "tokens (about 1,200 characters of English). Shorten it"),
     ({"a": TROPHY, "b": "bad \ud800"}, 400,
      "sentence b: the text has an invalid character at position 4 (a lone surrogate); remove it"),
     ({"a": TROPHY, "b": SMALL, "ablate": [[0, 99]]}, 400,

@@ -187,6 +187,8 @@ def test_the_focused_view_shows_a_b_and_their_difference_and_a_querys_two_aligne
         assert page.locator(canvas).is_visible()
     expected = compared(server, BIG, SMALL)
     assert page.text_content("#focus-confidence") == f"change {expected['heads'][layer][head]['change']:.3f}"
+    labels = [expected[side]["heads"][layer][head]["label"] for side in ("a", "b")]
+    assert page.text_content("#focus-chip") == f"{labels[0]} (A) · B: {labels[1]}"
     tokens = expected["a"]["tokens"]
     query = tokens.index(" it")
     page.select_option("#compare-query", str(query))
@@ -245,7 +247,7 @@ def test_a_compare_permalink_restores_both_sentences_the_view_and_the_head(tab, 
     page.keyboard.press("Escape")
     tab.ready()
     assert page.is_checked("#view-diff")
-    page.keyboard.press("ArrowUp")  # the layer slider's key works in compare mode
+    page.keyboard.press("PageUp")  # the next layer's key works in compare mode (↑ moves between the grid's rows)
     tab.ready()
     assert page.locator(".thumb .change").all_text_contents() == [f"Δ{h['change']:.2f}" for h in expected["heads"][8]]
     page.check("#view-side")
@@ -282,7 +284,7 @@ def test_the_lesson_checks_the_predicted_layer_against_the_ranking(tab, server):
     assert answer.startswith("Of the 12 heads that change most, ")
     assert answer.endswith(f"Answer: layer {' or '.join(map(str, right))}.")
     assert f"The most: layer {top[0][0]} head {top[0][1]} (change {top[0][2]:.3f})" in answer
-    assert page.locator(f"{card} .bars .column").count() == 12
+    assert page.locator(f"{card} .bars .bar").count() == 12
     page.click(f"{card} .show-me")
     tab.ready()
     assert page.text_content("#focus-title") == f"Layer {top[0][0]} · head {top[0][1]}"
@@ -294,8 +296,8 @@ def test_compare_mode_downloads_as_png(tab, view):
     with page.expect_download() as download_info:
         page.click(f"#{view}-png")
     download = download_info.value
-    suffix = "L3H5_compare.png" if view == "focus" else "L3_compare.png"
-    assert download.suggested_filename == f"twelve-heads_wide_{suffix}"
+    where = "L3-H5" if view == "focus" else "L3"
+    assert download.suggested_filename == f"twelve-heads_wide_{where}_the-trophy-doesnt-fit-in-the_compare.png"
     data = open(download.path(), "rb").read()
     width, height = png_size(data)
     assert width >= 1000 and height >= 600
