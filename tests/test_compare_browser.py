@@ -14,9 +14,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LiveServer, png_size, shown_token
+from browser_fixtures import browser  # noqa: F401 (the page tests' one Chromium fixture)
+from browser_support import ARTIFACTS, LiveServer, png_size, shown_token
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
 
@@ -35,14 +35,6 @@ def server(wide_model, tmp_path_factory):
     live = LiveServer(models, "wide", tmp_path_factory.mktemp("logs") / "server.log")
     yield live
     live.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Tab:
