@@ -14,7 +14,7 @@ import pytest
 
 from conftest import GPT2_TOKENIZER, REPO, offline_hub_env
 from twelve_heads.server import create_app
-from twelve_heads.modeldir import checksums
+from twelve_heads.modeldir import HEAD_MASK, INPUT_IDS, RESIDUAL, checksums
 from server_process import ServerProcess, accepted_by, exchange, run_load, stopped_accepting, wait_until
 
 SERVER_ENV = {"HEADS_ORT_THREADS": "1"}  # the tests share the machine's cores with the server
@@ -41,7 +41,7 @@ def test_an_export_killed_at_a_late_step_leaves_nothing_a_server_would_load(tmp_
     assert step in "".join(output), "".join(output)
     assert not (models / "tiny").exists()
     client = create_app({"MODELS_DIR": str(models)}).test_client()
-    assert client.get("/api/models").json == {"models": [], "default": None}
+    assert (client.get("/api/models").json["models"], client.get("/api/models").json["default"]) == ([], None)
 
 
 def edit_manifest(model_dir: Path, **changes) -> None:
@@ -50,12 +50,13 @@ def edit_manifest(model_dir: Path, **changes) -> None:
 
 
 def graph_without_attention(model_dir: Path) -> None:
-    """A valid ONNX graph with the right input and no attention outputs (another model's export, say)."""
+    """A valid ONNX graph with the right inputs and residual, and no attention outputs (another model's export)."""
     import onnx
     from onnx import TensorProto, helper
-    graph = helper.make_graph([helper.make_node("Cast", ["input_ids"], ["logits"], to=TensorProto.FLOAT)], "other",
-                              [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "sequence"])])
+    graph = helper.make_graph([helper.make_node("Cast", [INPUT_IDS], [RESIDUAL], to=TensorProto.FLOAT)], "other",
+                              [helper.make_tensor_value_info(INPUT_IDS, TensorProto.INT64, ["batch", "sequence"]),
+                               helper.make_tensor_value_info(HEAD_MASK, TensorProto.FLOAT, ["layers", "heads"])],
+                              [helper.make_tensor_value_info(RESIDUAL, TensorProto.FLOAT, ["batch", "sequence"])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model_dir / "model.onnx")
     edit_manifest(model_dir, files=checksums(model_dir))
 

@@ -45,7 +45,7 @@ BAD_QUERIES = [
     ("text=a&layer=2", 400, "layer must be between 0 and 1 for model 'tiny', not 2"),
     ("text=a&format=html", 400, '"format" must be one of summary, json, packed'),
     ("text=a&Text=b", 400, "unknown field 'Text'; the fields are: text, model, prepend_bos, sink_aware, format, "
-                           "layer"),
+                           "layer, ablate, predict"),
     ("text=" + "word+" * 40 + "word", 400, "the sentence has 41 tokens; this model reads at most 40. Shorten it"),
     ("text=" + "word+" * 39 + "word&prepend_bos=1", 400,
      "the sentence has 41 tokens; this model reads at most 40. Shorten it"),
@@ -76,7 +76,8 @@ BAD_BODIES = [
      f"no model named {str(REPO / 'models')!r}; {AVAILABLE}"),
     (b'{"text": "a", "model": "' + b"x" * 101 + b'"}', 404, f"no model named '(invalid name)'; {AVAILABLE}"),
     (b'{"text": "a", "' + b"y" * 100 + b'": 1}', 400,
-     f"unknown field '{'y' * 40}…'; the fields are: text, model, prepend_bos, sink_aware, format, layer"),
+     f"unknown field '{'y' * 40}…'; the fields are: text, model, prepend_bos, sink_aware, format, layer, "
+     "ablate, predict"),
     (b'{"text": "ab\\ud800"}', 400, "the text has an invalid character at position 2 (a lone surrogate); remove it"),
     (b'{"text": "\\udc00z"}', 400, "the text has an invalid character at position 0 (a lone surrogate); remove it"),
     (b'{"text": "\\ude00\\ud83d"}', 400,
