@@ -26,6 +26,8 @@ import { compareFocusPicture, compareGridPicture, comparePictureName } from "./c
 import { drawDivergingBar } from "./diff.js";
 import { cellAt } from "./focus.js";
 import { permalinkHash } from "./permalink.js";
+import { drawAtlasLesson, drawAtlasSummary, drawAtlasThumbs, installAtlas } from "./atlas_view.js";
+import { drawAtlasFocus } from "./atlas_focus.js";
 
 const PRESETS = [
   { name: "Coreference", text: "The trophy doesn't fit in the suitcase because it is too big." },
@@ -106,12 +108,15 @@ function draw() {
   if (built.grid) {
     drawGrid(built.grid.parts, state);
     drawCompareGrid(built.grid.parts, state);
+    drawAtlasThumbs(built.grid.parts, state);
   }
   drawMap({ canvas: dom.map, caption: dom.mapCaption, readout: dom.mapReadout }, state);
+  drawAtlasSummary(state);
   dom.focusBody.hidden = comparing;
   dom.compareFocus.hidden = !comparing;
   if (focused && comparing) drawCompareFocus(compareElements(), state);
   else if (focused) drawFocus(focusElements(), built.focus.parts, state);
+  if (focused && !comparing) drawAtlasFocus(state);
   drawDiffLegend(dom, state);
   drawRanking({ section: dom.ranking, list: dom.rankingList }, state, (layer, head) =>
     permalinkHash({ ...shownView(state), layer, head, focused: true }));
@@ -119,6 +124,7 @@ function draw() {
   drawLesson(built.lesson.parts.cards, shape(), state.lesson, state.status === "ready" || state.status === "error"
     ? result : null, state.glossary);
   drawCompareLesson(built.lesson.parts.compareCard, state);
+  drawAtlasLesson(built.lesson.parts.cards, shape(), state);
 }
 
 function shape() {
@@ -161,6 +167,7 @@ async function start() {
   drawColourBar(dom.colourBar);
   drawDivergingBar(dom.diffBar);
   buildPairPresets(dom.pairPresets, choosePair);
+  installAtlas();
   dom.presets.append(...PRESETS.map((preset) => {
     const button = document.createElement("button");
     button.type = "button";
