@@ -52,6 +52,7 @@ export function drawMap({ canvas, caption, readout }, state) {
   if (canvas.height !== Math.round(height * dpr)) canvas.height = Math.round(height * dpr);
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
+  Object.assign(canvas.dataset, { cell: MAP_CELL, gap: MAP_GAP });  // the geometry, for tests that read pixels
   const context = canvas.getContext("2d");
   context.setTransform(dpr, 0, 0, dpr, 0, 0);
   context.fillStyle = GAP_COLOUR;
