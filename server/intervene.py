@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from twelve_heads.errors import ModelError
-from twelve_heads.modeldir import (HEAD_MASK, INPUT_IDS, INTERVENTION, NEXT_TOKEN_LOGPROB, PREDICT_GRAPH,
-                                   REEXPORT_HINT, RESIDUAL, TOP_IDS, TOP_LOGPROB)
+from twelve_heads.modeldir import (HEAD_MASK, INPUT_IDS, INTERVENTION, NEXT_TOKEN_LOGPROB, REEXPORT_HINT, RESIDUAL,
+                                   TOP_IDS, TOP_LOGPROB)
 
 
 @dataclass(frozen=True)
