@@ -82,9 +82,10 @@ export function mapCell(head) {
   return { label: head.consensus, fill: head.consensus_share, usual: head.usual };
 }
 
-/** Whether this sentence gives the head a label other than its usual job (the thumbnail marks it). */
+/** Whether this sentence gives the head a label other than its usual job (the thumbnail marks it); a head with
+    no usual job has nothing to differ from. */
 export function differsHere(head, hereLabel) {
-  return Boolean(head && hereLabel && head.consensus !== hereLabel);
+  return Boolean(head && head.usual && hereLabel && head.consensus !== hereLabel);
 }
 
 /** The head's label profile: every label it got on some item, largest share first, as [label, share of all

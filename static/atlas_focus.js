@@ -10,6 +10,9 @@ import { CHIP_STYLE, headTag, paintChip } from "./labels.js";
 
 const LOADING = "Loading the atlas…";
 const NO_LITERATURE = "The published work this page lists gives this head no role.";
+// TransformerLens (and so the detector demo and ARENA) puts <|endoftext|> first by default: like for like needs it.
+const WITHOUT_BOS = "These works measured GPT-2 with <|endoftext|> first; turn “prepend <|endoftext|>” on to " +
+  "compare like for like.";
 
 const parts = {};
 
@@ -38,9 +41,10 @@ export function buildAtlasFocus(usuallyLine, section) {
   const spread = element("details", "atlas-spread", element("summary", "", "Its scores over the corpus (mean ± sd)"),
     element("table", "atlas-scores", parts.spreadBody));
   parts.literatureList = element("ul", "literature-list");
-  parts.literatureNone = element("p", "muted");
+  parts.literatureNone = element("p", "muted literature-none");
+  parts.literatureBos = element("p", "muted literature-bos", WITHOUT_BOS);
   parts.literature = element("div", "atlas-literature", element("h4", "small-heading", "What published work says"),
-    parts.literatureList, parts.literatureNone);
+    parts.literatureList, parts.literatureNone, parts.literatureBos);
   parts.evidence = element("div", "atlas-evidence", parts.usually, parts.profileBar, parts.profileList, detector,
     parts.counted, spread, parts.literature);
   section.setAttribute("aria-labelledby", title.id);
@@ -110,6 +114,7 @@ function drawLiterature(atlas, layer, index) {
   const entries = literatureOf(atlas, layer, index);
   parts.literatureNone.hidden = entries.length > 0;
   parts.literatureNone.textContent = entries.length ? "" : NO_LITERATURE;
+  parts.literatureBos.hidden = atlas.prepend_bos || !entries.length;
   parts.literatureList.replaceChildren(...entries.map((entry) => {
     const link = element("a", "", entry.citation);
     Object.assign(link, { href: entry.url, title: entry.title, target: "_blank", rel: "noopener" });

@@ -100,6 +100,7 @@ test("a thumbnail marks a head only where this sentence labels it otherwise", ()
   assert.equal(differsHere(induction, "induction"), false);
   assert.equal(differsHere(null, "induction"), false);
   assert.equal(differsHere(induction, null), false);
+  assert.equal(differsHere(mixed, "diagonal"), false, "no usual job, nothing to differ from");
 });
 
 test("the map fills a cell by its consistency", () => {
