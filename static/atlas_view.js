@@ -24,12 +24,17 @@ export function installAtlas() {
   onReadyCheck(({ atlas }) => atlas.status !== "loading");
   addMapMode("corpus", {
     caption: (result) => `each head's usual label across the corpus; the solid part of a cell is how often it ` +
-      `holds (full: on every item); layer ${result.n_layer - 1} on top; click a head`,
+      `holds (full: on every item); a dot: this sentence labels it otherwise; layer ${result.n_layer - 1} on top; ` +
+      "click a head",
     unavailable: ({ atlas }) => (atlas.status === "ready" ? "" : atlas.status === "missing" ? atlas.message : LOADING),
-    cell({ atlas }, layer, head) {
+    cell({ atlas, result, glossary }, layer, head) {
       const entry = atlasHead(atlas.data, layer, head);
       if (!entry) return NOT_IN_ATLAS;
-      return { colour: CHIP_STYLE[entry.consensus]?.colour ?? "#fff", fill: entry.consensus_share, text: entry.usually };
+      const info = result.heads[layer]?.[head];
+      const here = info ? headTag(info, result, glossary).name : null;
+      const mark = differsHere(entry, here);
+      return { colour: CHIP_STYLE[entry.consensus]?.colour ?? "#fff", fill: entry.consensus_share, mark,
+        text: mark ? `${entry.usually}; this sentence: ${here}` : entry.usually };
     },
   });
   buildModeSwitch(document.getElementById("map-modes"));

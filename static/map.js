@@ -4,7 +4,8 @@
    "sentence" colours each head by this sentence's label; a feature module adds its own (the atlas: each head's
    usual label across a corpus) with addMapMode, and state.mapMode picks one. A mode's cell may be only partly
    filled (`fill` in [0, 1], from the bottom, the rest a pale tint of its colour): how much of the cell is solid
-   says a number, such as how consistently a head does its job, without relying on colour. */
+   says a number, such as how consistently a head does its job, without relying on colour; a `mark`ed cell gets a
+   black dot in its top right corner (the atlas: this sentence labels the head otherwise). */
 
 import { CHIP_STYLE, confidenceText, headTag } from "./labels.js";
 
@@ -13,6 +14,7 @@ const MAP_GAP = 1;  // px between cells
 const GAP_COLOUR = "#b8b8c0";  // the gaps: a pale "mixed" cell still has an edge
 const HIDDEN_COLOUR = "#cccccc";
 const TINT = 0.3;  // the unfilled part of a partly filled cell: its colour at this opacity over white
+const MARK = 3;  // px: a marked cell's dot, in a white ring of 1 px
 
 const MODES = {
   sentence: {
@@ -26,7 +28,7 @@ const MODES = {
   },
 };
 
-/** mode: {caption(result) → text, cell(state, layer, head) → {colour, text, fill (optional, in [0, 1])},
+/** mode: {caption(result) → text, cell(state, layer, head) → {colour, text, fill (optional, in [0, 1]), mark},
  *  unavailable(state) (optional) → "" or why the mode cannot draw (the map then shows that instead)}. */
 export function addMapMode(id, mode) {
   MODES[id] = mode;
@@ -89,7 +91,7 @@ export function mapCellAt(result, offsetX, offsetY) {
 // ---- pure helpers ----
 
 /** One cell: solid, or solid up to `fill` of its height from the bottom over a pale tint of the same colour. */
-function paintCell(context, { colour, fill = 1 }, left, top) {
+function paintCell(context, { colour, fill = 1, mark = false }, left, top) {
   const solid = Math.round(Math.min(1, Math.max(0, fill)) * MAP_CELL);
   if (solid < MAP_CELL) {
     context.fillStyle = "#fff";
@@ -101,6 +103,11 @@ function paintCell(context, { colour, fill = 1 }, left, top) {
   }
   context.fillStyle = colour;
   context.fillRect(left, top + MAP_CELL - solid, MAP_CELL, solid);
+  if (!mark) return;
+  context.fillStyle = "#fff";
+  context.fillRect(left + MAP_CELL - MARK - 2, top, MARK + 2, MARK + 2);
+  context.fillStyle = "#000";
+  context.fillRect(left + MAP_CELL - MARK - 1, top + 1, MARK, MARK);
 }
 
 function rowTop(layer, nLayer) {  // the last layer's row is the top one

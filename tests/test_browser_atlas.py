@@ -117,7 +117,8 @@ MAP_PIXELS = """async () => {
       const bottom = colour(left, top + cell - 0.5);
       let solid = 0;
       while (solid < cell && colour(left, top + cell - 0.5 - solid) === bottom) solid++;
-      cells.push({ layer: rows - 1 - row, head, bottom, solid });
+      const right = gap + head * (cell + gap) + cell;
+      cells.push({ layer: rows - 1 - row, head, bottom, solid, dot: colour(right - 2.5, top + 2.5) });
     }
   }
   return { cells, colours: Object.fromEntries(Object.entries(CHIP_STYLE).map(([name, s]) => [name, s.colour.toUpperCase()])),
@@ -125,14 +126,34 @@ MAP_PIXELS = """async () => {
 }"""
 
 
-def check_cells(painted, atlas, selected_layer):
-    """Each cell's colour is its consensus label's and its solid part its consistency, except where the selection's
-    frames lie over a cell's edge: the selected layer's cells and those of the layers drawn next to it."""
+def differs(head, label):
+    """Whether the page marks the head: it has a usual job, and this sentence labels it otherwise."""
+    return head["usual"] and head["consensus"] != label
+
+
+def here_label(result, layer, index):
+    """This sentence's label as the page names it: a head with no scored row is a pure sink (static/labels.js)."""
+    info = result["heads"][layer][index]
+    scored = sum(info["scores"][name] for name in ("first", "self", "local", "long_range")) > 0.5
+    return info["label"] if scored or not result["sink_aware"] else "pure sink"
+
+
+def readout(atlas, result, layer, index):
+    """The map's words for a head in corpus mode: the server's sentence, and this sentence's label where it differs."""
+    head, label = atlas["heads"][layer][index], here_label(result, layer, index)
+    return f"Layer {layer} · head {index}: {head['usually']}" + (f"; this sentence: {label}" if differs(head, label) else "")
+
+
+def check_cells(painted, atlas, result, selected_layer):
+    """Each cell's colour is its consensus label's, its solid part its consistency and its dot whether this sentence
+    labels it otherwise, except where the selection's frames lie over a cell's edge: the selected layer's cells
+    and those of the layers drawn next to it."""
     checked = 0
     for cell in painted["cells"]:
         if abs(cell["layer"] - selected_layer) <= 1:
             continue
         head = atlas["heads"][cell["layer"]][cell["head"]]
+        assert (cell["dot"] == "#000000") == differs(head, here_label(result, cell["layer"], cell["head"])), cell
         solid = int(head["consensus_share"] * painted["cell"] + 0.5)
         if solid:
             assert cell["bottom"] == painted["colours"][head["consensus"]], cell
@@ -145,13 +166,14 @@ def check_cells(painted, atlas, selected_layer):
 
 def test_the_corpus_map_paints_each_heads_consensus_filled_by_its_consistency(tab, server):
     page = opened(tab, "demo", layer=0)
-    atlas = atlas_of(server, "demo")
+    atlas, result = atlas_of(server, "demo"), summary(server, TROPHY, model="demo")
     corpus_mode(tab)
     painted = page.evaluate(MAP_PIXELS)
     assert len(painted["cells"]) == 144
-    assert check_cells(painted, atlas, selected_layer=0) == 120
+    assert check_cells(painted, atlas, result, selected_layer=0) == 120
     set_layer(tab, 5)
-    assert check_cells(page.evaluate(MAP_PIXELS), atlas, selected_layer=5) == 108  # layers 0 and 1 too
+    assert check_cells(page.evaluate(MAP_PIXELS), atlas, result, selected_layer=5) == 108  # layers 0 and 1 too
+    assert any(cell["dot"] == "#000000" for cell in painted["cells"]), "the trophy sentence gives induction heads nothing"
     assert "how often it holds" in page.text_content("#map-caption")
     assert page.text_content(".atlas-count").startswith(
         f"{atlas['summary']['usual_heads']} of {atlas['summary']['heads']} heads have a usual job over {atlas['items']} items")
@@ -159,33 +181,33 @@ def test_the_corpus_map_paints_each_heads_consensus_filled_by_its_consistency(ta
 
 def test_a_random_models_low_consistency_shows_as_partly_filled_cells(tab, server):
     page = opened(tab, "wide", layer=0)
-    atlas = atlas_of(server, "wide")
+    atlas, result = atlas_of(server, "wide"), summary(server, TROPHY, model="wide")
     corpus_mode(tab)
     painted = page.evaluate(MAP_PIXELS)
-    assert check_cells(painted, atlas, selected_layer=0) == 120
+    assert check_cells(painted, atlas, result, selected_layer=0) == 120
     partial = [cell for cell in painted["cells"] if cell["layer"] and cell["solid"] < painted["cell"]]
     assert len(partial) >= 12, "a random model's heads are not all consistent"
 
 
 def test_hovering_or_moving_on_the_corpus_map_reads_out_the_servers_sentence(tab, server):
     page = opened(tab, "demo")
-    atlas = atlas_of(server, "demo")
+    atlas, result = atlas_of(server, "demo"), summary(server, TROPHY, model="demo")
     corpus_mode(tab)
     bounds = page.locator("#map").bounding_box()
+    assert differs(atlas["heads"][5][5], result["heads"][5][5]["label"]), "5.5, an induction head, is marked"
     for layer, head in [(11, 0), (5, 5), (0, 11)]:
         page.mouse.move(bounds["x"] + 1 + head * 13 + 6, bounds["y"] + 1 + (11 - layer) * 13 + 6)
         tab.ready()
-        assert page.text_content("#map-readout") == f"Layer {layer} · head {head}: {atlas['heads'][layer][head]['usually']}"
+        assert page.text_content("#map-readout") == readout(atlas, result, layer, head)
     page.mouse.move(0, 0)
     page.focus("#map")
     page.keyboard.press("ArrowUp")
     page.keyboard.press("ArrowRight")
     tab.ready()
-    assert page.text_content("#map-readout") == f"Layer 1 · head 1: {atlas['heads'][1][1]['usually']} (selected)"
+    assert page.text_content("#map-readout") == f"{readout(atlas, result, 1, 1)} (selected)"
     page.check("#map-mode-sentence")
     tab.ready()
-    label = summary(server, TROPHY, model="demo")["heads"][1][1]["label"]
-    assert page.text_content("#map-readout").startswith(f"Layer 1 · head 1: {label}")
+    assert page.text_content("#map-readout").startswith(f"Layer 1 · head 1: {result['heads'][1][1]['label']}")
 
 
 @pytest.mark.parametrize("model, layer", [("demo", 0), ("demo", 5), ("wide", 5)])
@@ -335,14 +357,14 @@ def test_the_atlas_follows_the_prepend_bos_and_sink_aware_toggles(tab, server):
     for settings, toggle in [((True, False), "#prepend-bos"), ((True, True), "#sink-aware")]:
         page.check(toggle)
         tab.ready()
+        result = summary(server, TROPHY, model="wide", prepend_bos=settings[0], sink_aware=settings[1])
         changed = [(layer, head) for layer in range(12) for head in range(12)
                    if views[settings]["heads"][layer][head]["usually"] != views[(False, False)]["heads"][layer][head]["usually"]]
         assert changed, f"the {settings} view differs somewhere from the plain one"
         for layer, head in changed[:3]:
             page.mouse.move(bounds["x"] + 1 + head * 13 + 6, bounds["y"] + 1 + (11 - layer) * 13 + 6)
             tab.ready()
-            assert page.text_content("#map-readout") == \
-                f"Layer {layer} · head {head}: {views[settings]['heads'][layer][head]['usually']}"
+            assert page.text_content("#map-readout") == readout(views[settings], result, layer, head)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone-360", "desktop-1280"])
