@@ -77,8 +77,8 @@ export function ignoredNote({ ignored = [], outside = [], model = null, nLayer =
   const quoted = (items) => items.map((item) => `“${item}”`).join(", ");
   const notes = [];
   if (ignored.length) {
-    notes.push(`The link's ${quoted(ignored)} ${ignored.length === 1 ? "is" : "are"} not a head and was ignored: ` +
-      "write each knocked-out head as layer.head, like 4.11.");
+    notes.push(`The link's ${quoted(ignored)} ${ignored.length === 1 ? "is not a head and was" : "are not heads and were"} ` +
+      "ignored: write each knocked-out head as layer.head, like 4.11.");
   }
   if (outside.length) {
     notes.push(`Head${outside.length === 1 ? "" : "s"} ${quoted(outside)} ${outside.length === 1 ? "is" : "are"} not ` +

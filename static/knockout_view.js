@@ -12,7 +12,7 @@ import { MatrixPainter } from "./matrix.js";
 import { hasHead, headList, headName, headsKey } from "./knockout_heads.js";
 import { knockoutBlocked, probeStrip, restoreAll, setKnockoutView, shownHeads, toggleHead, toggleHeadOfLayer,
   toggleSelectedHead } from "./knockout.js";
-import { logprobChanges, logprobLimit, probabilityText, signedText } from "./surprise.js";
+import { logprobChanges, logprobLimit, numberText, probabilityText, signedText } from "./surprise.js";
 
 const OUT_GLYPH = "⊘";
 const BAR_MIN_CHANGE = 0.0005;  // a change below this rounds to 0.000: no bar
@@ -148,6 +148,7 @@ export function drawKnockoutGrid(thumbs, state) {
     changeBar.hidden = !marked || value < BAR_MIN_CHANGE;
     if (marked) {
       change.textContent = `Δ${value.toFixed(2)}`;
+      change.classList.toggle("zero", value < BAR_MIN_CHANGE);
       change.dataset.change = String(value);
       change.title = `change ${value.toFixed(4)}: the mean total-variation distance of this head's rows from its ` +
         "pattern with every head";
@@ -222,8 +223,9 @@ export function drawKnockoutFocus(parts, elements, state) {
   const change = result.heads[layer][head].change;
   parts.focusChange.textContent = change === undefined ? "" : `Δ${change.toFixed(3)} from every head`;
   parts.focusChange.dataset.change = change === undefined ? "" : String(change);
-  if (view !== "diff" || !state.attention.has(layer)) return;
   const { canvas, tooltip } = elements;
+  tooltip.classList.toggle("ko-wide", view === "diff");
+  if (view !== "diff" || !state.attention.has(layer)) return;
   const tokens = result.tokens;
   const n = tokens.length;
   const context = canvas.getContext("2d");
@@ -363,8 +365,8 @@ function stripReadout(result, index, changes) {
   if (index === 0) return `${token}: the first token; nothing comes before it to predict it.`;
   const { logprob, logprob_ablated: ablated } = result.prediction;
   const position = index - 1;
-  return `${token}, after “${visibleToken(result.tokens[position])}”: log-probability ${logprob[position].toFixed(4)} ` +
-    `with every head, ${ablated[position].toFixed(4)} without; change ${signedText(changes[position], 4)} ` +
+  return `${token}, after “${visibleToken(result.tokens[position])}”: log-probability ${numberText(logprob[position])} ` +
+    `with every head, ${numberText(ablated[position])} without; change ${signedText(changes[position], 4)} ` +
     `(p ${probabilityText(Math.exp(logprob[position]))} → ${probabilityText(Math.exp(ablated[position]))}).`;
 }
 

@@ -55,6 +55,11 @@ export function probabilityText(p) {
   return "<0.001%";
 }
 
+/** A number with a true minus sign: −15.2124, not -15.2124. */
+export function numberText(value, digits = 4) {
+  return value.toFixed(digits).replace("-", "−");
+}
+
 /** −11.80 as "−11.80", 0.25 as "+0.25", and no "−0.00". */
 export function signedText(value, digits = 2) {
   const shown = Math.abs(value).toFixed(digits);

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 
 import { fitHeads, formatHeads, headList, headsKey, ignoredNote, parseHeads, sameHeads, sortedHeads,
   toggledHeads } from "../../static/knockout_heads.js";
-import { EFFECT_NATS, LOGPROB_LIMITS, guessEffect, logprobChanges, logprobLimit, probabilityText, repeatPositions,
-  signedText } from "../../static/surprise.js";
+import { EFFECT_NATS, LOGPROB_LIMITS, guessEffect, logprobChanges, logprobLimit, numberText, probabilityText,
+  repeatPositions, signedText } from "../../static/surprise.js";
 import { permalinkHash, readPermalink } from "../../static/permalink.js";
 import "../../static/knockout.js";  // adds the permalink's "ablate" field
 import { divergingIndex, ZERO_INDEX } from "../../static/diff.js";
@@ -103,4 +103,5 @@ test("numbers print as the panel shows them", () => {
   assert.equal(signedText(-11.8), "−11.80");
   assert.equal(signedText(0.25), "+0.25");
   assert.equal(signedText(-0.001), "0.00");
+  assert.equal(numberText(-15.21244), "−15.2124");
 });
