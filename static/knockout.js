@@ -119,6 +119,11 @@ export function restoreAll() {
   look();
 }
 
+/** Back to one sentence: compare.js keeps A's answer, which has no prediction; with heads out, ask for it. */
+export function oneSentenceAgain() {
+  if (shownHeads(state).length && !state.compare.open && !state.result?.prediction) look();
+}
+
 export function setKnockoutView(view) {
   if (!VIEWS.includes(view)) return;
   state.knockout.view = view;

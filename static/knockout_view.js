@@ -10,7 +10,7 @@ import { differenceMatrix, divergingColour, drawDivergingBar, identityAlignment,
   paintDifference } from "./diff.js";
 import { MatrixPainter } from "./matrix.js";
 import { hasHead, headList, headName, headsKey } from "./knockout_heads.js";
-import { knockoutBlocked, probeStrip, restoreAll, setKnockoutView, shownHeads, toggleHead, toggleHeadOfLayer,
+import { knockoutBlocked, oneSentenceAgain, probeStrip, restoreAll, setKnockoutView, shownHeads, toggleHead, toggleHeadOfLayer,
   toggleSelectedHead } from "./knockout.js";
 import { logprobChanges, logprobLimit, numberText, probabilityText, signedText } from "./surprise.js";
 
@@ -100,6 +100,7 @@ export function buildKnockout(dom) {
     element("span", "muted", "knocked out − every head: red more without the heads, blue less, white no change"));
   const hint = element("span", "ko-hint muted", `${OUT_GLYPH} on a head (or K) knocks it out`);
   dom.legend.append(diffLegend, hint);
+  dom.compareClose.addEventListener("click", oneSentenceAgain);  // runs after compare.js's own, registered first
   return { panel, list, restore, note, results, prediction, predictionTitle, ablatedHeading, rows, surprise, summary,
     strip, scaleMin, scaleMax, readout, focusToggle, focusChange, modes, radios, layerNote, diffLegend, diffMin,
     diffMax, hint, listKey: null, stripKey: null };
