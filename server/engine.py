@@ -193,6 +193,16 @@ class Engine:
         residual = np.empty((len(ids), self.manifest["n_embd"]), dtype=np.float32)
         return self.run(ids, mask, residual), residual
 
+    def run_under_masks(self, ids: list[int], masks: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`run_with_residual` of one sentence under each head mask of `masks` (B, L, H): one batched run when the
+        graph is batchable (the weights are streamed once for all B), else one run per mask. Long runs go one at a
+        time too: they are bound by compute, not by reading the weights, and a batch would double their peak."""
+        if self.manifest.get(BATCHABLE) is not True or self.is_long(len(ids), len(masks)):
+            return [self.run_with_residual(ids, mask) for mask in masks]
+        residual = np.empty((len(masks), len(ids), self.manifest["n_embd"]), dtype=np.float32)
+        attention = self.run_padded([ids] * len(masks), masks, residual)  # (L, B, H, T, T)
+        return [(np.ascontiguousarray(attention[:, row]), residual[row]) for row in range(len(masks))]
+
     def is_long(self, n_tokens: int, n_sentences: int = 1) -> bool:
         """Whether a run of `n_sentences` padded to `n_tokens` is long: its memory is lent for the run, not kept
         (LONG_SENTENCE_TOKENS). A batch counts by its attention's size, as many (T, T) as one sentence that long."""

@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from twelve_heads.errors import ModelError
-from twelve_heads.modeldir import (HEAD_MASK, INPUT_IDS, INTERVENTION, NEXT_TOKEN_LOGPROB, PREDICT_GRAPH,
-                                   REEXPORT_HINT, RESIDUAL, TOP_IDS, TOP_LOGPROB)
+from twelve_heads.modeldir import (HEAD_MASK, INPUT_IDS, INTERVENTION, NEXT_TOKEN_LOGPROB, REEXPORT_HINT, RESIDUAL,
+                                   TOP_IDS, TOP_LOGPROB)
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,13 @@ def intervene(engine, ids: list[int], knocked_out, predict: bool, cached: Pass |
     if not knocked_out:
         clean = clean_pass(engine, ids, predict, cached)
         return Intervention(clean, clean, np.zeros((engine.n_layer, engine.n_head), dtype=np.float32))
-    clean = cached if cached is not None else Pass(*engine.run_with_residual(ids))
     mask = head_mask(engine.n_layer, engine.n_head, knocked_out)
-    ablated = Pass(*engine.run_with_residual(ids, mask))
+    if cached is None:  # both passes in one batch of two
+        (clean_run, ablated_run) = engine.run_under_masks(ids, np.stack([head_mask(engine.n_layer, engine.n_head),
+                                                                          mask]))
+        clean, ablated = Pass(*clean_run), Pass(*ablated_run)
+    else:
+        clean, ablated = cached, Pass(*engine.run_with_residual(ids, mask))
     if predict:
         if clean.prediction is None:
             clean_prediction, prediction = engine.predictor.predict(

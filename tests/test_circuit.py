@@ -14,8 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from twelve_heads.modeldir import (GRAPH, HEAD_MASK, INPUT_IDS, NEXT_TOKEN_LOGPROB, PREDICT_GRAPH, RESIDUAL,
-                                   attention_output)
+from twelve_heads.modeldir import GRAPH, HEAD_MASK, INPUT_IDS, NEXT_TOKEN_LOGPROB, PREDICT_GRAPH, RESIDUAL
 from twelve_heads.server import create_app
 from twelve_heads.server.engine import Engine
 from twelve_heads.server.intervene import head_mask, intervene

@@ -16,6 +16,7 @@ from transformers import GPT2Model
 
 from conftest import GPT2_TOKENIZER, run_export, save_random_gpt2
 from twelve_heads.errors import ModelError
+from twelve_heads.modeldir import BATCHABLE
 from twelve_heads.server.engine import Engine
 from twelve_heads.server.intervene import downstream_change, head_mask, intervene
 
@@ -114,6 +115,18 @@ def test_only_layers_after_the_first_knocked_out_head_change(engine):
     assert not result.change[0].any()  # layer 0's patterns are computed before anything is knocked out
     assert (result.change[1:] > 1e-4).all()
     np.testing.assert_allclose(result.change, downstream_change(engine.run(ids), result.attention), rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_tokens", [1, 9, "max"])
+def test_passes_under_several_masks_in_one_batch_equal_the_passes_one_at_a_time(engine, n_tokens):
+    assert engine.manifest[BATCHABLE] is True and not engine.is_long(engine.n_positions, 2)  # the batched path
+    n_tokens = engine.n_positions if n_tokens == "max" else n_tokens
+    ids = sentence(n_tokens, False)
+    masks_ = np.stack([head_mask(engine.n_layer, engine.n_head), masks(engine.n_layer, engine.n_head)["random"]])
+    for (attention, residual), mask in zip(engine.run_under_masks(ids, masks_), masks_, strict=True):
+        alone_attention, alone_residual = engine.run_with_residual(ids, mask)
+        np.testing.assert_allclose(attention, alone_attention, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(residual, alone_residual, atol=1e-5, rtol=0)
 
 
 def test_change_is_the_mean_total_variation_distance():
