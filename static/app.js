@@ -26,8 +26,8 @@ import { compareFocusPicture, compareGridPicture, comparePictureName } from "./c
 import { drawDivergingBar } from "./diff.js";
 import { cellAt } from "./focus.js";
 import { permalinkHash } from "./permalink.js";
-import { buildKnockout, buildKnockoutThumbs, drawKnockout, drawKnockoutFocus, drawKnockoutGrid,
-  focusedRun } from "./knockout_view.js";
+import { buildKnockout, buildKnockoutThumbs, drawKnockout, drawKnockoutGrid } from "./knockout_view.js";
+import { drawKnockoutFocus, focusedRun } from "./knockout_focus.js";
 import { buildKnockoutLesson, drawKnockoutLesson } from "./knockout_lesson.js";
 
 const PRESETS = [
@@ -123,7 +123,7 @@ function draw() {
   if (focused && comparing) drawCompareFocus(compareElements(), state);
   else if (focused) {
     drawFocus(focusElements(), built.focus.parts, focusedRun(state));  // the clean run in its view
-    drawKnockoutFocus(built.knockout.parts, focusElements(), state);
+    drawKnockoutFocus(built.knockout.parts.focus, focusElements(), state);
   }
   drawKnockout(built.knockout.parts, state);
   drawDiffLegend(dom, state);
