@@ -11,6 +11,7 @@ import { buildPrediction, drawPredictionPanel } from "./prediction.js";
 
 const OUT_GLYPH = "⊘";
 const BAR_MIN_CHANGE = 0.0005;  // a change below this rounds to 0.000: no bar
+const HINT = `${OUT_GLYPH} on a head (or K) knocks it out`;
 
 // ---- build ----
 
@@ -30,7 +31,7 @@ export function buildKnockout(dom) {
 
   const layerNote = element("p", "ko-layer-note");
   dom.gridNote.after(layerNote);
-  const hint = element("span", "ko-hint muted", `${OUT_GLYPH} on a head (or K) knocks it out`);
+  const hint = element("span", "ko-hint muted", HINT);
   dom.legend.append(hint);
   dom.compareClose.addEventListener("click", oneSentenceAgain);  // runs after compare.js's own, registered first
   return { panel, list, restore, note, prediction, layerNote, hint, focus: buildKnockoutFocus(dom), listKey: null };
@@ -98,7 +99,8 @@ export function drawKnockout(parts, state) {
   const blocked = knockoutBlocked(state);
   const comparing = Boolean(comparisonOf(state));
   parts.panel.hidden = !heads.length && !state.knockout.note;
-  parts.hint.hidden = Boolean(blocked) || !state.result || heads.length > 0;
+  parts.hint.hidden = !state.result || heads.length > 0;
+  parts.hint.textContent = blocked || HINT;  // a model that cannot knock heads out says so where the hint would be
   drawList(parts, heads);
   parts.note.hidden = !state.knockout.note && !(heads.length && blocked) && !comparing;
   parts.note.textContent = [state.knockout.note, heads.length ? blocked : "",

@@ -374,6 +374,7 @@ def test_a_model_exported_before_knock_outs_says_so_and_offers_no_toggle(tab, se
     assert "ablate" not in page.url
     assert toggle(page, 0).is_disabled()
     assert "re-export" in toggle(page, 0).get_attribute("title")
+    assert page.text_content(".ko-hint").startswith("Model “old” was exported before heads could be knocked out")
     assert page.locator(f"{LESSON} .blocked").text_content().startswith("Model “old” was exported before")
     page.locator(".thumb[data-head='0'] .thumb-open").focus()
     page.keyboard.press("k")
