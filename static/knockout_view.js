@@ -71,6 +71,7 @@ export function drawKnockoutGrid(thumbs, state) {
     toggle.title = blocked || (out ? `Head ${name} is knocked out: press to restore it (K)`
       : `Knock out head ${name} (K): its output becomes zero, and the page shows what the model loses`);
     toggle.disabled = Boolean(blocked) || !result;
+    toggle.tabIndex = head === state.head ? 0 : -1;  // as the thumbnails: one stop, the selected head's
     const knocked = hasHead(shown, layer, head);
     thumb.thumb.classList.toggle("knocked-out", knocked);
     tag.hidden = !knocked;
