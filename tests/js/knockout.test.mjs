@@ -105,3 +105,10 @@ test("numbers print as the panel shows them", () => {
   assert.equal(signedText(-0.001), "0.00");
   assert.equal(numberText(-15.21244), "−15.2124");
 });
+
+test("a PNG of a knocked-out run is named for the heads it runs without", async () => {
+  const { pictureName } = await import("../../static/png.js");
+  const view = { model: "demo", layer: 5, head: 1, focused: true, text: "The cat", prependBos: false, sinkAware: false };
+  assert.equal(pictureName({ ...view, knockedOut: [[4, 11], [5, 1]] }), "twelve-heads_demo_L5-H1_the-cat_without-4.11-5.1.png");
+  assert.equal(pictureName(view), "twelve-heads_demo_L5-H1_the-cat.png");
+});
