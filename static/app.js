@@ -123,7 +123,7 @@ function draw() {
   if (focused && comparing) drawCompareFocus(compareElements(), state);
   else if (focused) {
     drawFocus(focusElements(), built.focus.parts, focusedRun(state));  // the clean run in its view
-    drawKnockoutFocus(built.knockout.parts.focus, focusElements(), state);
+    drawKnockoutFocus(focusElements(), state);
   }
   drawKnockout(built.knockout.parts, state);
   drawDiffLegend(dom, state);

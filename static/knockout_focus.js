@@ -57,10 +57,10 @@ export function focusedRun(state) {
   return { ...state, result: clean.result, attention: clean.attention, resultId: `${state.resultId}clean` };
 }
 
-/** The focused view's toggle, view switch and change; in the difference view, the difference painted over the
- *  matrix drawFocus laid out (same geometry, so hovering, the arrow keys and cellAt work on it unchanged). */
-export function drawKnockoutFocus(parts, elements, state) {
+/** The focus bar's toggle, view switch and change, in every focused view (compare's too), and the legend's bar. */
+export function drawFocusBar(parts, state) {
   const { layer, head, result } = state;
+  if (!result) return;
   const name = headName(layer, head);
   const out = hasHead(state.knockout.heads, layer, head);
   const blocked = knockoutBlocked(state);
@@ -77,6 +77,18 @@ export function drawKnockoutFocus(parts, elements, state) {
   const change = result.heads[layer][head].change;
   parts.focusChange.textContent = change === undefined ? "" : `Δ${change.toFixed(3)} from every head`;
   parts.focusChange.dataset.change = change === undefined ? "" : String(change);
+  parts.diffLegend.hidden = !state.focused || view !== "diff";
+  if (parts.diffLegend.hidden) return;
+  const limit = layerLimit(state, layer);
+  parts.diffMin.textContent = `−${limit}`;
+  parts.diffMax.textContent = `+${limit}`;
+}
+
+/** In the difference view, the difference painted over the matrix drawFocus laid out (same geometry, so hovering,
+ *  the arrow keys and cellAt work on it unchanged), and the tooltip's numbers of both runs. */
+export function drawKnockoutFocus(elements, state) {
+  const { layer, head, result } = state;
+  const view = focusedView(state);
   const { canvas, tooltip } = elements;
   tooltip.classList.toggle("ko-wide", view === "diff");
   if (view !== "diff" || !state.attention.has(layer)) return;
@@ -101,15 +113,6 @@ export function drawKnockoutFocus(parts, elements, state) {
   tooltip.replaceChildren(...[["query", `${query} “${visibleToken(tokens[query])}”`],
     ["key", `${key} “${visibleToken(tokens[key])}”`], ...lines].map(([label, value]) =>
     element("div", "", element("span", "key-name", label), element("span", "key-value", value))));
-}
-
-/** The difference view's colour bar in the legend, while a focused head shows it. */
-export function drawKnockoutLegend(parts, state) {
-  parts.diffLegend.hidden = !state.focused || focusedView(state) !== "diff";
-  if (parts.diffLegend.hidden) return;
-  const limit = layerLimit(state, state.layer);
-  parts.diffMin.textContent = `−${limit}`;
-  parts.diffMax.textContent = `+${limit}`;
 }
 
 /** Every head's knocked out − clean of `layer`, computed once per shown answer and layer. */

@@ -6,7 +6,7 @@
 import { comparisonOf } from "./compare.js";
 import { hasHead, headName, headsKey } from "./knockout_heads.js";
 import { knockoutBlocked, oneSentenceAgain, restoreAll, shownHeads, toggleHead, toggleHeadOfLayer } from "./knockout.js";
-import { buildKnockoutFocus, drawKnockoutLegend } from "./knockout_focus.js";
+import { buildKnockoutFocus, drawFocusBar } from "./knockout_focus.js";
 import { buildPrediction, drawPredictionPanel } from "./prediction.js";
 
 const OUT_GLYPH = "⊘";
@@ -111,7 +111,7 @@ export function drawKnockout(parts, state) {
   prediction.root.hidden = !state.result?.prediction || !shown.length || comparing;
   if (!prediction.root.hidden) drawPredictionPanel(prediction, state, shown);
   drawLayerNote(parts.layerNote, state, shown, comparing);
-  drawKnockoutLegend(parts.focus, state);
+  drawFocusBar(parts.focus, state);
 }
 
 // ---- the parts ----
