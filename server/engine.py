@@ -20,7 +20,8 @@ from tokenizers import Tokenizer
 
 from twelve_heads.errors import InputError, ModelError
 from twelve_heads.modeldir import (BATCHABLE, BOS_TOKEN, GRAPH, HEAD_MASK, INPUT_IDS, INTERVENTION, PREDICT_GRAPH,
-                                   REEXPORT_HINT, RESIDUAL, TOKENIZER, attention_output, read_manifest, verify_files)
+                                   REEXPORT_HINT, RESIDUAL, TOKENIZER, attention_output, intervenes, read_manifest,
+                                   verify_files)
 
 from .intervene import Predictor, head_mask, shared_initializers
 
@@ -79,7 +80,7 @@ class Engine:
         if not path.is_dir():
             raise ModelError(f"model directory {path} does not exist; export one with `twelve-heads export`")
         manifest = read_manifest(path)
-        intervention = manifest.get(INTERVENTION)
+        intervention = manifest[INTERVENTION] if intervenes(manifest) else None
         extra = (PREDICT_GRAPH, intervention["embedding"]["file"]) if intervention else ()
         verify_files(path, manifest, (GRAPH, TOKENIZER, *extra))
         model_path = path / GRAPH

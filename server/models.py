@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from twelve_heads.errors import InputError, ModelError
-from twelve_heads.modeldir import MANIFEST, SUMMARY_KEYS
+from twelve_heads.modeldir import MANIFEST, SUMMARY_KEYS, intervenes
 
 from .engine import Engine
 
@@ -84,6 +84,7 @@ class ModelRegistry:
             try:
                 manifest = json.loads((self.models_dir / name / MANIFEST).read_text(encoding="utf-8"))
                 summary = {key: manifest.get(key) for key in SUMMARY_KEYS}
+                summary["can_intervene"] = intervenes(manifest)  # as Engine.load decides it
             except (OSError, ValueError) as err:
                 summary = {"name": name}
                 self.failures.setdefault(name, f"manifest.json is unreadable ({err})")

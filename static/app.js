@@ -26,6 +26,9 @@ import { compareFocusPicture, compareGridPicture, comparePictureName } from "./c
 import { drawDivergingBar } from "./diff.js";
 import { cellAt } from "./focus.js";
 import { permalinkHash } from "./permalink.js";
+import { buildKnockout, buildKnockoutThumbs, drawKnockout, drawKnockoutGrid } from "./knockout_view.js";
+import { drawKnockoutFocus, focusedRun } from "./knockout_focus.js";
+import { buildKnockoutLesson, drawKnockoutLesson } from "./knockout_lesson.js";
 import { drawAtlasLesson, drawAtlasSummary, drawAtlasThumbs, installAtlas } from "./atlas_view.js";
 import { drawAtlasFocus } from "./atlas_focus.js";
 
@@ -54,7 +57,9 @@ const ELEMENT_IDS = ["model", "model-picker", "model-name", "synthetic-banner", 
   "compare-box", "compare-open", "compare-close", "text-b", "pair-presets", "token-row-b", "token-count-b", "tokens-b",
   "compare-note", "view-switch", "view-side", "view-diff", "focus-body", "compare-focus", "compare-panels", "matrix-a",
   "matrix-b", "matrix-diff", "diff-limit", "compare-query", "compare-probe", "compare-summary", "row-bars",
-  "diff-legend", "diff-bar", "diff-min", "diff-max", "ranking", "ranking-list"];
+  "diff-legend", "diff-bar", "diff-min", "diff-max", "ranking", "ranking-list",
+  // knocking heads out (knockout_view.js)
+  "token-strips", "focus-tools", "focus-modes"];
 
 const dom = {};
 const built = {};  // what the layout functions made, and for which shape: {grid, counts, focus, lesson, tokens}
@@ -68,14 +73,18 @@ function layout() {
   rebuild("counts", "1", () => buildCounts(dom.counts, glossary));
   rebuild("labelKey", "1", () => buildLabelKey(dom.labelKey, glossary));
   rebuild("focus", "1", () => buildFocus(focusElements(), glossary));
+  rebuild("knockout", "1", () => buildKnockout(dom));
   const dims = shape();
   rebuild("lesson", `${dims.nLayer}x${dims.nHead}/${dims.sinkAware}`, () => ({
     cards: buildLesson(dom.experiments, dims, on.lessonHandlers),
-    compareCard: buildCompareLesson(dom.experiments, dims, on.lessonHandlers) }));
+    compareCard: buildCompareLesson(dom.experiments, dims, on.lessonHandlers),
+    knockoutCard: buildKnockoutLesson(dom.experiments, { setLayer: on.setLayer, openFocus: on.openFocus,
+      lookAt: on.lookAt, repeatedPhrase: PRESETS.find(({ name }) => name === "Repeated phrase").text }) }));
   if (!result) return;
   rebuild("grid", String(result.n_head), () => {
     const thumbs = buildGrid(dom.grid, result.n_head, on.openFocus);
     buildCompareThumbs(thumbs);
+    buildKnockoutThumbs(thumbs);
     return thumbs;
   });
   rebuild("tokens", String(state.resultId), () => buildTokens(dom, result, glossary));
@@ -108,6 +117,7 @@ function draw() {
   if (built.grid) {
     drawGrid(built.grid.parts, state);
     drawCompareGrid(built.grid.parts, state);
+    drawKnockoutGrid(built.grid.parts, state);
     drawAtlasThumbs(built.grid.parts, state);
   }
   drawMap({ canvas: dom.map, caption: dom.mapCaption, readout: dom.mapReadout }, state);
@@ -115,7 +125,11 @@ function draw() {
   dom.focusBody.hidden = comparing;
   dom.compareFocus.hidden = !comparing;
   if (focused && comparing) drawCompareFocus(compareElements(), state);
-  else if (focused) drawFocus(focusElements(), built.focus.parts, state);
+  else if (focused) {
+    drawFocus(focusElements(), built.focus.parts, focusedRun(state));  // the clean run in its view
+    drawKnockoutFocus(focusElements(), state);
+  }
+  drawKnockout(built.knockout.parts, state);
   if (focused && !comparing) drawAtlasFocus(state);
   drawDiffLegend(dom, state);
   drawRanking({ section: dom.ranking, list: dom.rankingList }, state, (layer, head) =>
@@ -124,6 +138,7 @@ function draw() {
   drawLesson(built.lesson.parts.cards, shape(), state.lesson, state.status === "ready" || state.status === "error"
     ? result : null, state.glossary);
   drawCompareLesson(built.lesson.parts.compareCard, state);
+  drawKnockoutLesson(built.lesson.parts.knockoutCard, state);
   drawAtlasLesson(built.lesson.parts.cards, shape(), state);
 }
 

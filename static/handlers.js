@@ -10,6 +10,7 @@ import { cellAt } from "./focus.js";
 import { countDraft, look, relabel, showLayer } from "./requests.js";
 import { clamp, schedule, state } from "./state.js";
 import { startLayerSwitch } from "./timing.js";
+import { knockoutChanged, restoreKnockout, toggleSelectedHead } from "./knockout.js";
 
 let dom = null;  // the elements keyboard focus moves to
 
@@ -109,6 +110,9 @@ export function onKey(event) {
   } else if (event.key === "d" || event.key === "D") {
     event.preventDefault();
     toggleCompareView();
+  } else if (event.key === "k" || event.key === "K") {
+    event.preventDefault();
+    toggleSelectedHead();
   } else if (event.key === "Enter" && !state.focused && !target.closest("button, a")) {
     event.preventDefault();
     openFocus(state.head);
@@ -123,7 +127,7 @@ export function showView(view) {
   restoreView(view);
   const wantedB = state.compare.open ? state.compare.draftB : null;
   const sentenceChanged = !shown || shown.text !== state.draft || shown.model !== state.model ||
-    shown.prepend_bos !== state.prependBos || shownB !== wantedB;
+    shown.prepend_bos !== state.prependBos || shownB !== wantedB || knockoutChanged(shown);
   if (sentenceChanged) look();
   else if (state.result.sink_aware !== state.sinkAware) relabel();
   else showLayer();
@@ -140,6 +144,7 @@ export function restoreView(view, fallbackText = state.draft) {
   state.draft = view.text !== undefined ? view.text : fallbackText;
   state.compare.open = Boolean(view.compare);
   if (view.compare) Object.assign(state.compare, { draftB: view.compare.textB, view: view.compare.view });
+  restoreKnockout(view);
 }
 
 // ---- the sentence ----

@@ -48,7 +48,7 @@ export function shownView({ result, layer, head, focused, compare }) {
   const { request } = result;
   const compared = compare.open && compare.result ? { open: true, textB: compare.textB, view: compare.view } : undefined;
   return { text: request.text, model: request.model, prependBos: request.prepend_bos, sinkAware: result.sink_aware,
-    layer, head, focused, compare: compared };
+    layer, head, focused, compare: compared, knockedOut: request.ablate || [] };
 }
 
 // ---- helpers ----

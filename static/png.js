@@ -93,12 +93,13 @@ export function downloadPicture(canvas, filename) {
 
 /** twelve-heads_MODEL_L3[-H5]_first-words-of-the-sentence[_bos][_sink].png: what the picture shows, in its name.
  *  Pure (tests/js/png.test.mjs). */
-export function pictureName({ model, layer, head, focused, text, prependBos, sinkAware }) {
+export function pictureName({ model, layer, head, focused, text, prependBos, sinkAware, knockedOut = [] }) {
   const words = text.toLowerCase().normalize("NFKC").replace(/['’]/g, "").split(/[^\p{L}\p{N}]+/u).filter(Boolean);
   const sentence = words.slice(0, NAME_WORDS).join("-").slice(0, NAME_CHARS).replace(/-$/, "") || "text";
   const parts = ["twelve-heads", model.replace(/[^\w.-]+/g, "_"), `L${layer}${focused ? `-H${head}` : ""}`, sentence];
   if (prependBos) parts.push("bos");
   if (sinkAware) parts.push("sink");
+  if (knockedOut.length) parts.push(`without-${knockedOut.map((pair) => pair.join(".")).join("-")}`);
   return `${parts.join("_")}.png`;
 }
 
@@ -110,7 +111,9 @@ function titleLines(state, heading, width, extra = "") {
   const name = result.request.model;
   const model = result.synthetic ? `${name} (synthetic model with planted heads, not GPT-2)` : name;
   const notes = [result.request.prepend_bos && "<|endoftext|> prepended",
-    result.sink_aware && "first column set aside, rows renormalised"].filter(Boolean).join("; ");
+    result.sink_aware && "first column set aside, rows renormalised",
+    result.request.ablate?.length && `heads knocked out: ${result.request.ablate.map((pair) => pair.join(".")).join(", ")}`,
+  ].filter(Boolean).join("; ");
   const room = width - PAD * 2;
   const lines = [];
   const add = (font, text, limit = Infinity) => {

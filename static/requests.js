@@ -7,6 +7,7 @@ import { AttentionStore } from "./attention.js";
 import { ApiError, countTokens, getAttention, getComparison } from "./api.js";
 import { makeAlignment } from "./diff.js";
 import { clamp, onReadyCheck, schedule, state } from "./state.js";
+import { cleanRun, fitKnockout, knockoutFields, predictField } from "./knockout.js";
 
 const LAYER_SETTLE_MS = 200;  // a long sentence's layer is fetched once the student stops on it, not on the way past
 const COUNT_SETTLE_MS = 150;  // the live count waits for a pause in typing
@@ -27,12 +28,13 @@ onReadyCheck(({ status, result, attention, layer, count }) => {
 /** The options every request for the shown sentence repeats. Feature modules that add request fields (knocked-out
  *  heads, say) add them here, so the per-layer and relabelling requests carry them too. */
 export function sentenceRequest() {
-  return { text: state.draft, model: state.model, prepend_bos: state.prependBos };
+  return { text: state.draft, model: state.model, prepend_bos: state.prependBos, ...knockoutFields(state) };
 }
 
 export async function look() {
   inflight?.abort();
   const controller = (inflight = new AbortController());
+  fitKnockout(state);  // heads the model cannot knock out are dropped, with a note
   const request = sentenceRequest();
   const sameSentence = state.result && state.result.request.text === request.text &&
     state.result.request.model === request.model;
@@ -42,19 +44,23 @@ export async function look() {
   Object.assign(state.compare, { probe: null, query: null });
   schedule();
   try {
-    let answer, comparison = null;
+    let answer, comparison = null, clean = null;
     if (comparing) {
       const { text, ...shared } = request;  // the sentence request's other fields (knocked-out heads, say) apply to both
       const both = await getComparison({ a: text, b: textB, ...shared }, controller.signal);
       answer = both.a;
       comparison = adoptComparison(both, { ...request, text: textB });
     } else {
-      answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "packed" }, controller.signal);
+      [answer, clean] = await Promise.all([  // with heads knocked out, the clean run comes beside (knockout.js)
+        getAttention({ ...request, ...predictField(request), sink_aware: state.sinkAware, format: "packed" },
+          controller.signal),
+        cleanRun(request, state.sinkAware, controller.signal)]);
     }
     const attention = storeOf(answer, request);
     abortLayers(() => true);
     Object.assign(state, { result: answer, attention, resultId: state.resultId + 1, status: "ready", error: "" });
     Object.assign(state.compare, { result: comparison, textB });
+    state.knockout.clean = clean;
     if (!sameSentence) state.lesson.revealed = {};
     state.layer = clamp(state.layer, 0, answer.n_layer - 1);
     state.head = clamp(state.head, 0, answer.n_head - 1);
@@ -106,7 +112,8 @@ export function showLayer() {
 
 /** The live count of the draft's tokens, asked for after a pause in typing (or now, with `now`). */
 export function countDraft({ now = false } = {}) {
-  const request = sentenceRequest();
+  const { text, model, prepend_bos } = sentenceRequest();  // what decides how the text tokenizes
+  const request = { text, model, prepend_bos };
   const key = JSON.stringify(request);
   if (key === state.count.key) return;
   clearTimeout(countTimer);

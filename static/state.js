@@ -33,6 +33,13 @@ export const state = {
     query: null,  // the aligned query whose rows the bar charts show; null: the focused head's peak row
     probe: null,  // {query, key} aligned: the cell under the pointer in the focused compare view
   },
+  knockout: {  // knocked-out heads (knockout.js): `result` and `attention` above are then the run without them
+    heads: [],  // [[layer, head], …] sorted: what the next request knocks out (result.request.ablate: the shown)
+    view: "ablated",  // the focused view: "ablated" (knocked out), "clean" or "diff" (knocked out − clean)
+    clean: null,  // {result, attention}: the same sentence with every head, fetched beside a knocked-out one
+    note: "",  // why heads of a link were not knocked out
+    probe: null,  // the position of the log-probability strip under the pointer or the keyboard
+  },
 };
 
 const layouts = [];

@@ -144,3 +144,10 @@ def test_ablate_is_limited_to_sentences_sent_in_one_response(app, client):
     assert response.status_code == 400
     assert response.json["error"] == (f'"ablate" works on sentences of up to {limit} tokens (it runs the sentence '
                                       f"twice); this one has {limit + 1}. Shorten it")
+
+
+def test_models_say_which_models_can_knock_heads_out(client, models_dir):
+    """The page reads `can_intervene` to offer knock-outs; it is what Engine.load decides from the manifest."""
+    models = {entry["name"]: entry for entry in client.get("/api/models").json["models"]}
+    for name, entry in models.items():
+        assert entry["can_intervene"] is Engine.load(models_dir / name).can_intervene is True

@@ -120,6 +120,11 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def intervenes(manifest: dict) -> bool:
+    """Whether the model can knock heads out: its manifest has "intervention" (head_mask and predict.onnx)."""
+    return bool(manifest.get(INTERVENTION))
+
+
 def read_manifest(directory: Path) -> dict:
     """The manifest of `directory`, checked against MANIFEST_KEYS; ModelError naming the file and the fix."""
     path = Path(directory) / MANIFEST
