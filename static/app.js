@@ -130,7 +130,7 @@ function draw() {
     drawKnockoutFocus(focusElements(), state);
   }
   drawKnockout(built.knockout.parts, state);
-  if (focused && !comparing) drawAtlasFocus(state);
+  if (focused && !comparing) drawAtlasFocus(focusedRun(state));  // beside the labels of the run the view shows
   drawDiffLegend(dom, state);
   drawRanking({ section: dom.ranking, list: dom.rankingList }, state, (layer, head) =>
     permalinkHash({ ...shownView(state), layer, head, focused: true }));
