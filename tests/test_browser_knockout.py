@@ -33,10 +33,7 @@ def export_before_intervention(source, target):
     import onnx
     from onnx import numpy_helper
 
-    from twelve_heads.modeldir import ATLAS, write_manifest
-    from twelve_heads.server.atlas import compute_atlas
-    from twelve_heads.server.atlas_file import write_atlas
-    from twelve_heads.server.engine import Engine
+    from twelve_heads.modeldir import write_manifest
     from twelve_heads.server.intervene import head_mask
     copy = shutil.copytree(source, target)
     manifest = json.loads((copy / "manifest.json").read_text())
@@ -54,9 +51,7 @@ def export_before_intervention(source, target):
         (copy / name).unlink()
     del manifest["intervention"], manifest["files"]
     manifest.pop("manifest_version")
-    (copy / ATLAS).unlink()  # computed for the graph replaced above: the page would rightly refuse it (a 503)
     write_manifest(copy, manifest)
-    write_atlas(copy, compute_atlas(Engine.load(copy)))  # as the export of that graph would have written it
     return copy
 
 
