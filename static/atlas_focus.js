@@ -4,7 +4,8 @@
    for GPT-2 small, what published work says it does and whether the atlas agrees. buildAtlasFocus makes the
    structure once; drawAtlasFocus only reads state. */
 
-import { atlasHead, countedLine, detectorRows, literatureOf, profileOf, usuallyHere, verdictSign } from "./atlas.js";
+import { atlasHead, countedLine, detectorRows, differsHere, literatureOf, profileOf, usuallyHere, verdictSign }
+  from "./atlas.js";
 import { percent } from "./format.js";
 import { CHIP_STYLE, headTag, paintChip } from "./labels.js";
 
@@ -59,6 +60,7 @@ export function drawAtlasFocus(state) {
   const info = result.heads[layer][index];
   const here = headTag(info, result, glossary).name;
   parts.usuallyLine.textContent = head && !hide ? usuallyHere(head, here, result.can_show) : "";
+  parts.usuallyLine.classList.toggle("differs", !hide && differsHere(head, here));
   parts.message.hidden = Boolean(head) && !hide;
   parts.message.textContent = hide ? "Hidden while you predict." : atlas.status === "missing" ? atlas.message
     : atlas.status === "ready" ? "This head is not in the model's atlas." : LOADING;

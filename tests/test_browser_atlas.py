@@ -237,6 +237,7 @@ def test_the_focused_head_shows_its_usual_job_beside_this_sentence_and_the_evide
     head, here = atlas["heads"][layer][index], result["heads"][layer][index]["label"]
     assert page.text_content("#focus-usually") == (
         f"usually induction ({share_of(head)}%); here: {here} — this sentence repeats too few of its tokens")
+    assert "differs" in page.get_attribute("#focus-usually", "class")
     assert page.text_content(".atlas-usually") == f"Usually: {head['usually']}."
     shown = page.evaluate("""() => [...document.querySelectorAll('.profile-list li')].map((item) =>
       [item.dataset.label, item.textContent])""")
@@ -264,6 +265,7 @@ def test_the_focused_head_on_a_repeated_phrase_says_here_too(tab, server):
                         if head["consensus"] == "induction" and result["heads"][layer][index]["label"] == "induction")
     page = opened(tab, "demo", text=REPEATED, layer=layer, head=index)
     assert page.text_content("#focus-usually") == f"usually induction ({share_of(atlas['heads'][layer][index])}%); here too"
+    assert "differs" not in page.get_attribute("#focus-usually", "class")
 
 
 def test_the_broadcasters_lesson_gives_this_sentences_count_and_the_corpus_range(tab, server):
