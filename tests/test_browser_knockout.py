@@ -322,7 +322,7 @@ def test_the_lesson_checks_the_prediction_against_the_change_over_the_repeat(tab
     page = tab.open(fragment(text="Hello there, friend of mine.", layer=0))
     card = page.locator(LESSON)
     assert "repeats no phrase" in card.locator(".blocked").text_content()
-    card.get_by_role("button", name="Load the repeated phrase").click()
+    card.get_by_role("button", name="Load the repeat").click()
     tab.ready()
     assert page.input_value("#text") == REPEATED
     page.select_option("#predict-knockout-repeat-effect", "worse")
