@@ -29,6 +29,8 @@ import { permalinkHash } from "./permalink.js";
 import { buildKnockout, buildKnockoutThumbs, drawKnockout, drawKnockoutGrid } from "./knockout_view.js";
 import { drawKnockoutFocus, focusedRun } from "./knockout_focus.js";
 import { buildKnockoutLesson, drawKnockoutLesson } from "./knockout_lesson.js";
+import { drawAtlasLesson, drawAtlasSummary, drawAtlasThumbs, installAtlas } from "./atlas_view.js";
+import { drawAtlasFocus } from "./atlas_focus.js";
 
 const PRESETS = [
   { name: "Coreference", text: "The trophy doesn't fit in the suitcase because it is too big." },
@@ -116,8 +118,10 @@ function draw() {
     drawGrid(built.grid.parts, state);
     drawCompareGrid(built.grid.parts, state);
     drawKnockoutGrid(built.grid.parts, state);
+    drawAtlasThumbs(built.grid.parts, state);
   }
   drawMap({ canvas: dom.map, caption: dom.mapCaption, readout: dom.mapReadout }, state);
+  drawAtlasSummary(state);
   dom.focusBody.hidden = comparing;
   dom.compareFocus.hidden = !comparing;
   if (focused && comparing) drawCompareFocus(compareElements(), state);
@@ -126,6 +130,7 @@ function draw() {
     drawKnockoutFocus(focusElements(), state);
   }
   drawKnockout(built.knockout.parts, state);
+  if (focused && !comparing) drawAtlasFocus(state);
   drawDiffLegend(dom, state);
   drawRanking({ section: dom.ranking, list: dom.rankingList }, state, (layer, head) =>
     permalinkHash({ ...shownView(state), layer, head, focused: true }));
@@ -134,6 +139,7 @@ function draw() {
     ? result : null, state.glossary);
   drawCompareLesson(built.lesson.parts.compareCard, state);
   drawKnockoutLesson(built.lesson.parts.knockoutCard, state);
+  drawAtlasLesson(built.lesson.parts.cards, shape(), state);
 }
 
 function shape() {
@@ -176,6 +182,7 @@ async function start() {
   drawColourBar(dom.colourBar);
   drawDivergingBar(dom.diffBar);
   buildPairPresets(dom.pairPresets, choosePair);
+  installAtlas();
   dom.presets.append(...PRESETS.map((preset) => {
     const button = document.createElement("button");
     button.type = "button";

@@ -77,9 +77,56 @@ export function usuallyHere(head, hereLabel, canShow) {
   return `${usual}; here: ${hereLabel}${why}`;
 }
 
-/** For the map in corpus mode: the label a cell is painted with, and how strongly (its consistency in [0, 1]). */
+/** For the map in corpus mode: the label a cell is painted with, and how much of it is filled (its consistency). */
 export function mapCell(head) {
-  return { label: head.consensus, consistency: head.consensus_share, usual: head.usual };
+  return { label: head.consensus, fill: head.consensus_share, usual: head.usual };
+}
+
+/** Whether this sentence gives the head a label other than its usual job (the thumbnail marks it); a head with
+    no usual job has nothing to differ from. */
+export function differsHere(head, hereLabel) {
+  return Boolean(head && head.usual && hereLabel && head.consensus !== hereLabel);
+}
+
+/** The head's label profile: every label it got on some item, largest share first, as [label, share of all
+    items]; the shares sum to 1. */
+export function profileOf(head) {
+  return Object.entries(head.profile).filter(([, share]) => share > 0)
+    .sort(([labelA, a], [labelB, b]) => b - a || labelA.localeCompare(labelB));
+}
+
+/** How the head's consensus was counted: over the items where it could show, or over every item. */
+export function countedLine(atlas, head) {
+  const rule = atlas.rules[head.consensus];
+  const of = `${head.consensus_of} of the ${atlas.items} items`;
+  const counted = rule && head.consensus_of !== atlas.items
+    ? `${head.consensus} is counted only where it could show: on ${of} (${rule})`
+    : `${head.consensus} is counted on every item (${atlas.items})`;
+  const sink = atlas.sink_aware ? `; first column set aside: ${atlas.rules.sink_aware}` : "";
+  return `${counted}${sink}.`;
+}
+
+/** The TransformerLens detector scores of the head as table rows: [name, over the corpus, on the probe]. */
+export function detectorRows(head) {
+  const { previous_token: previous, duplicate_token: duplicate, induction } = head.detector;
+  return [["previous-token", previous.corpus, previous.probe], ["duplicate-token", duplicate.corpus, duplicate.probe],
+    ["induction", induction.corpus, induction.probe]];
+}
+
+/** One layer's broadcasters per corpus item as the lesson's table shows them: "2.0 (1–4)". */
+export function rangeText({ mean, min, max }) {
+  return `${mean.toFixed(1)} (${min === max ? min : `${min}–${max}`})`;
+}
+
+/** Whether this sentence's count lies outside the corpus's range for the layer. */
+export function outsideRange({ min, max }, count) {
+  return count < min || count > max;
+}
+
+/** A literature claim's verdict as a sign beside the server's words (which begin "the atlas agrees: …"), so that
+    it is not told by colour alone. */
+export function verdictSign(verdict) {
+  return { agrees: "✓", disagrees: "✗", "not-checked": "—" }[verdict] || "?";
 }
 
 /** The hover / focus text of a map cell in corpus mode: "layer 4, head 11: previous-token on 96% of 239 items". */
@@ -90,7 +137,7 @@ export function mapCellText(head, layer, index) {
 /** What the corpus says about one layer's broadcasters, beside this sentence's count. */
 export function broadcastersLine(atlas, layer, hereCount) {
   const corpus = atlas?.layers?.[layer]?.broadcasters;
-  const here = `this sentence: ${hereCount} broadcaster${hereCount === 1 ? "" : "s"} in layer ${layer}`;
+  const here = `This sentence: ${hereCount} broadcaster${hereCount === 1 ? "" : "s"} in layer ${layer}`;
   if (!corpus) return here;
   const range = corpus.min === corpus.max ? `${corpus.min}` : `${corpus.min}–${corpus.max}`;
   return `${here}; over the ${atlas.corpus_items} corpus sentences: ${range} (mean ${corpus.mean.toFixed(1)})`;
@@ -99,10 +146,15 @@ export function broadcastersLine(atlas, layer, hereCount) {
 /** The sentence under the map in corpus mode: how many heads have a usual job, and how the shares were counted. */
 export function corpusSummary(atlas) {
   const { usual_heads: usual, heads } = atlas.summary;
-  const conditional = REPEAT_ROLES.map((role) => `${role}: ${atlas.rules[role]}`);
   return `${usual} of ${heads} heads have a usual job over ${atlas.items} items (${atlas.corpus_items} sentences ` +
-    `and ${atlas.probe_items} repeated random-token sequences). Each label is counted where it could show — ` +
-    `${conditional[0]}; induction likewise; long-range: ${atlas.rules["long-range"]}.`;
+    `and ${atlas.probe_items} repeated random-token sequences). ${countingRules(atlas)}`;
+}
+
+/** How the atlas counts a label: only on the items where it could show. */
+export function countingRules(atlas) {
+  const conditional = REPEAT_ROLES.map((role) => `${role}: ${atlas.rules[role]}`);
+  return `Each label is counted where it could show — ${conditional[0]}; induction likewise; long-range: ` +
+    `${atlas.rules["long-range"]}; every other label: every item.`;
 }
 
 /** The literature entries of one head (GPT-2 small only), each { role, citation, url, note, atlas, comparison }. */

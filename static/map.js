@@ -2,7 +2,9 @@
    top as a transformer is drawn (input at the bottom), so ↑ is the next layer here as on the keyboard. A
    readout under it names the head under the pointer, or else the selected one. What a cell shows is a mode:
    "sentence" colours each head by this sentence's label; a feature module adds its own (the atlas: each head's
-   usual label across a corpus) with addMapMode, and state.mapMode picks one. */
+   usual label across a corpus) with addMapMode, and state.mapMode picks one. A mode's cell may be only partly
+   filled (`fill` in [0, 1], from the bottom, the rest a pale tint of its colour): how much of the cell is solid
+   says a number, such as how consistently a head does its job, without relying on colour. */
 
 import { CHIP_STYLE, confidenceText, headTag } from "./labels.js";
 
@@ -10,6 +12,7 @@ const MAP_CELL = 12;  // px per head
 const MAP_GAP = 1;  // px between cells
 const GAP_COLOUR = "#b8b8c0";  // the gaps: a pale "mixed" cell still has an edge
 const HIDDEN_COLOUR = "#cccccc";
+const TINT = 0.3;  // the unfilled part of a partly filled cell: its colour at this opacity over white
 
 const MODES = {
   sentence: {
@@ -23,7 +26,8 @@ const MODES = {
   },
 };
 
-/** mode: {caption(result) → text, cell(state, layer, head) → {colour, text}}. */
+/** mode: {caption(result) → text, cell(state, layer, head) → {colour, text, fill (optional, in [0, 1])},
+ *  unavailable(state) (optional) → "" or why the mode cannot draw (the map then shows that instead)}. */
 export function addMapMode(id, mode) {
   MODES[id] = mode;
 }
@@ -32,10 +36,12 @@ export function drawMap({ canvas, caption, readout }, state) {
   const { result, layer, head } = state;
   const mode = MODES[state.mapMode] || MODES.sentence;
   const hide = state.lesson.hideLabels;
-  caption.textContent = result ? mode.caption(result) : "";
-  if (!result) {
+  const unavailable = result && mode.unavailable ? mode.unavailable(state) : "";
+  caption.textContent = result && !unavailable ? mode.caption(result) : "";
+  canvas.hidden = Boolean(unavailable);
+  if (!result || unavailable) {
     canvas.width = canvas.height = 0;
-    readout.textContent = "";
+    readout.textContent = unavailable;
     return;
   }
   const { n_layer: nLayer, n_head: nHead } = result;
@@ -46,14 +52,14 @@ export function drawMap({ canvas, caption, readout }, state) {
   if (canvas.height !== Math.round(height * dpr)) canvas.height = Math.round(height * dpr);
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
+  Object.assign(canvas.dataset, { cell: MAP_CELL, gap: MAP_GAP });  // the geometry, for tests that read pixels
   const context = canvas.getContext("2d");
   context.setTransform(dpr, 0, 0, dpr, 0, 0);
   context.fillStyle = GAP_COLOUR;
   context.fillRect(0, 0, width, height);
   for (let l = 0; l < nLayer; l++) {
     for (let h = 0; h < nHead; h++) {
-      context.fillStyle = hide ? HIDDEN_COLOUR : mode.cell(state, l, h).colour;
-      context.fillRect(MAP_GAP + h * step, rowTop(l, nLayer), MAP_CELL, MAP_CELL);
+      paintCell(context, hide ? { colour: HIDDEN_COLOUR } : mode.cell(state, l, h), MAP_GAP + h * step, rowTop(l, nLayer));
     }
   }
   context.strokeStyle = "#000";
@@ -81,6 +87,21 @@ export function mapCellAt(result, offsetX, offsetY) {
 }
 
 // ---- pure helpers ----
+
+/** One cell: solid, or solid up to `fill` of its height from the bottom over a pale tint of the same colour. */
+function paintCell(context, { colour, fill = 1 }, left, top) {
+  const solid = Math.round(Math.min(1, Math.max(0, fill)) * MAP_CELL);
+  if (solid < MAP_CELL) {
+    context.fillStyle = "#fff";
+    context.fillRect(left, top, MAP_CELL, MAP_CELL);
+    context.globalAlpha = TINT;
+    context.fillStyle = colour;
+    context.fillRect(left, top, MAP_CELL, MAP_CELL);
+    context.globalAlpha = 1;
+  }
+  context.fillStyle = colour;
+  context.fillRect(left, top + MAP_CELL - solid, MAP_CELL, solid);
+}
 
 function rowTop(layer, nLayer) {  // the last layer's row is the top one
   return MAP_GAP + (nLayer - 1 - layer) * (MAP_CELL + MAP_GAP);

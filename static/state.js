@@ -16,6 +16,7 @@ export const state = {
   probe: null,  // {query, key}: the cell under the pointer or the keyboard cursor in the focused view
   mapHover: null,  // {layer, head} under the pointer on the all-layers map
   mapMode: "sentence",  // which of the map's modes draws it (map.js)
+  atlas: { key: null, status: "none", data: null, message: "", controller: null },  // the head atlas (atlas.js)
   status: "starting",  // starting | loading | relabelling | ready | error | empty
   error: "",
   result: null,  // the /api/attention answer (tokens, labels), without its packed numbers; + request

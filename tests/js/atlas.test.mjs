@@ -2,7 +2,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { atlasKey, broadcastersLine, mapCellText, percent, usualJob, usuallyHere } from "../../static/atlas.js";
+import { atlasHead, atlasKey, broadcastersLine, corpusSummary, countedLine, detectorRows, differsHere, literatureOf,
+  mapCell, mapCellText, outsideRange, percent, profileOf, rangeText, usualJob, usuallyHere, verdictSign }
+  from "../../static/atlas.js";
 
 const induction = { consensus: "induction", consensus_share: 0.8797, consensus_count: 152, consensus_of: 173,
                     usual: true, usually: "induction on 88% of 173 items where it could show" };
@@ -49,12 +51,85 @@ test("the broadcasters lesson gives this sentence's count and the corpus range",
   const atlas = { corpus_items: 229, layers: [{ broadcasters: { mean: 2.04, min: 1, max: 4 } },
                                               { broadcasters: { mean: 1, min: 1, max: 1 } }] };
   assert.equal(broadcastersLine(atlas, 0, 3),
-               "this sentence: 3 broadcasters in layer 0; over the 229 corpus sentences: 1–4 (mean 2.0)");
+               "This sentence: 3 broadcasters in layer 0; over the 229 corpus sentences: 1–4 (mean 2.0)");
   assert.equal(broadcastersLine(atlas, 1, 1),
-               "this sentence: 1 broadcaster in layer 1; over the 229 corpus sentences: 1 (mean 1.0)");
-  assert.equal(broadcastersLine(null, 1, 0), "this sentence: 0 broadcasters in layer 1");
+               "This sentence: 1 broadcaster in layer 1; over the 229 corpus sentences: 1 (mean 1.0)");
+  assert.equal(broadcastersLine(null, 1, 0), "This sentence: 0 broadcasters in layer 1");
 });
 
 test("the request key names the model and both toggles", () => {
   assert.equal(atlasKey("gpt2 small&x", true, false), "model=gpt2+small%26x&prepend_bos=1&sink_aware=0");
+});
+
+// ---- the evidence the focused head shows ----
+
+const atlasOf = (extra = {}) => ({
+  items: 239, sink_aware: false,
+  rules: { induction: "items where at least 3 tokens repeat an earlier one, and the probe", "long-range":
+    "items of at least 16 tokens", "duplicate-token": "items where at least 3 tokens repeat an earlier one, and the probe",
+  sink_aware: "an item on which a head leaves nothing off the first token counts as broadcaster for it" },
+  ...extra,
+});
+
+test("a role that needs repeats says it was counted only where it could show", () => {
+  assert.equal(countedLine(atlasOf(), induction),
+    "induction is counted only where it could show: on 173 of the 239 items (items where at least 3 tokens repeat " +
+    "an earlier one, and the probe).");
+});
+
+test("a role every item can show is counted on every item, and the sink-aware rule is said when it applies", () => {
+  assert.equal(countedLine(atlasOf(), mixed), "mixed is counted on every item (239).");
+  assert.equal(countedLine(atlasOf({ sink_aware: true }), mixed), "mixed is counted on every item (239); first " +
+    "column set aside: an item on which a head leaves nothing off the first token counts as broadcaster for it.");
+});
+
+test("the label profile lists only labels the head got, largest first, ties by name", () => {
+  const head = { profile: { broadcaster: 0.25, diagonal: 0.5, local: 0, induction: 0.25 } };
+  assert.deepEqual(profileOf(head), [["diagonal", 0.5], ["broadcaster", 0.25], ["induction", 0.25]]);
+});
+
+test("the detector rows are TransformerLens's three scores over the corpus and on the probe", () => {
+  const head = { detector: { previous_token: { corpus: 0.9, probe: 0.8 }, duplicate_token: { corpus: 0.1, probe: 0 },
+                             induction: { corpus: 0.2, probe: 0.95 } } };
+  assert.deepEqual(detectorRows(head), [["previous-token", 0.9, 0.8], ["duplicate-token", 0.1, 0],
+                                        ["induction", 0.2, 0.95]]);
+});
+
+test("a thumbnail marks a head only where this sentence labels it otherwise", () => {
+  assert.equal(differsHere(induction, "broadcaster"), true);
+  assert.equal(differsHere(induction, "induction"), false);
+  assert.equal(differsHere(null, "induction"), false);
+  assert.equal(differsHere(induction, null), false);
+  assert.equal(differsHere(mixed, "diagonal"), false, "no usual job, nothing to differ from");
+});
+
+test("the map fills a cell by its consistency", () => {
+  assert.deepEqual(mapCell(induction), { label: "induction", fill: 0.8797, usual: true });
+});
+
+test("a layer's corpus range reads as mean and range, and a count outside it is found", () => {
+  assert.equal(rangeText({ mean: 2.04, min: 1, max: 4 }), "2.0 (1–4)");
+  assert.equal(rangeText({ mean: 1, min: 1, max: 1 }), "1.0 (1)");
+  assert.equal(outsideRange({ min: 1, max: 4 }, 5), true);
+  assert.equal(outsideRange({ min: 1, max: 4 }, 0), true);
+  assert.equal(outsideRange({ min: 1, max: 4 }, 4), false);
+});
+
+test("a literature verdict has a sign, not only a colour", () => {
+  assert.deepEqual(["agrees", "disagrees", "not-checked", "odd"].map(verdictSign), ["✓", "✗", "—", "?"]);
+});
+
+test("the literature of a head is empty unless the atlas has it", () => {
+  const atlas = { literature: { heads: [[[], [{ role: "induction" }]]] } };
+  assert.deepEqual(literatureOf(atlas, 0, 1), [{ role: "induction" }]);
+  assert.deepEqual(literatureOf(atlas, 0, 0), []);
+  assert.deepEqual(literatureOf({ literature: null }, 0, 1), []);
+  assert.equal(atlasHead(null, 0, 0), null);
+});
+
+test("the corpus summary says how many heads have a usual job and how each label was counted", () => {
+  const atlas = atlasOf({ summary: { usual_heads: 140, heads: 144 }, corpus_items: 229, probe_items: 10 });
+  assert.equal(corpusSummary(atlas), "140 of 144 heads have a usual job over 239 items (229 sentences and 10 " +
+    "repeated random-token sequences). Each label is counted where it could show — duplicate-token: items where at " +
+    "least 3 tokens repeat an earlier one, and the probe; induction likewise; long-range: items of at least 16 tokens; every other label: every item.");
 });
