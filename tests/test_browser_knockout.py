@@ -12,6 +12,8 @@ page's `data-ready` attribute, never on sleeps. Screenshots go to tests/artifact
 import json
 import re
 import shutil
+import subprocess
+import sys
 from urllib.parse import urlencode
 
 import pytest
@@ -47,11 +49,14 @@ def export_before_intervention(source, target):
     del graph.graph.output[:]
     graph.graph.output.extend(kept)
     onnx.save(graph, str(copy / "model.onnx"))
-    for name in ("predict.onnx", "embedding.bin"):
-        (copy / name).unlink()
+    for name in ("predict.onnx", "embedding.bin", "atlas.json"):
+        (copy / name).unlink(missing_ok=True)
     del manifest["intervention"], manifest["files"]
     manifest.pop("manifest_version")
     write_manifest(copy, manifest)
+    # its own atlas (the copied one is of the graph before the rewrite, and the page would say so)
+    subprocess.run([sys.executable, "-m", "twelve_heads.cli", "atlas", str(copy)], check=True, capture_output=True,
+                   timeout=600)
     return copy
 
 
