@@ -36,7 +36,7 @@ export function buildKnockoutLesson(container, page) {
   const label = element("label", "", "Its guess for the second half gets");
   label.htmlFor = select.id;
   const heads = element("p", "ko-lesson-heads");
-  const load = element("button", "load-pair", "Load the repeated phrase");
+  const load = element("button", "load-pair", "Load the repeat");
   load.type = "button";
   load.addEventListener("click", () => page.lookAt(page.repeatedPhrase));
   const reveal = element("button", "reveal", "Reveal");

@@ -85,9 +85,11 @@ function drawSurprise(parts, state) {
     parts.scaleMax.textContent = `+${limit}`;
     parts.summary.textContent = surpriseSummary(result, changes);
   }
-  const probe = state.knockout.probe;
+  const { probe: wanted } = state.knockout;
+  const probe = wanted !== null && wanted < result.n_tokens ? wanted : null;  // a shorter sentence since
+  const stop = probe ?? Math.min(1, result.n_tokens - 1);  // the strip's one tab stop: the first predicted token
   for (const chip of parts.strip.children) {
-    chip.tabIndex = Number(chip.dataset.index) === (probe ?? 1) ? 0 : -1;
+    chip.tabIndex = Number(chip.dataset.index) === stop ? 0 : -1;
     chip.classList.toggle("probed", Number(chip.dataset.index) === probe);
   }
   parts.readout.textContent = probe === null ? "Hover or focus a token for its numbers."
