@@ -8,6 +8,7 @@ import { atlasHead, countedLine, detectorRows, differsHere, literatureOf, profil
   from "./atlas.js";
 import { percent } from "./format.js";
 import { CHIP_STYLE, headTag, paintChip } from "./labels.js";
+import { element } from "./dom.js";
 
 const LOADING = "Loading the atlas…";
 const NO_LITERATURE = "The published work this page lists gives this head no role.";
@@ -127,11 +128,4 @@ function drawLiterature(atlas, layer, index) {
     item.dataset.verdict = entry.atlas;
     return item;
   }));
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

@@ -10,6 +10,7 @@ import { buildAtlasFocus } from "./atlas_focus.js";
 import { CHIP_STYLE, headTag } from "./labels.js";
 import { addMapMode } from "./map.js";
 import { currentModel, onLayout, onReadyCheck, schedule, state } from "./state.js";
+import { element } from "./dom.js";
 
 const MAP_MODES = [["sentence", "This sentence"], ["corpus", "Across the corpus"]];
 const LOADING = "Loading the atlas (what each head usually does over the reference corpus)…";
@@ -163,11 +164,4 @@ function lessonPartsOf(card) {
     lessonParts.set(card, { line, table: details, rows });
   }
   return lessonParts.get(card);
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

@@ -4,6 +4,7 @@
 
 import { LESSON_ID, LESSON_PAIR, comparisonOf, lessonSolution, showsLessonPair } from "./compare.js";
 import { buildChart, drawChart } from "./lesson.js";
+import { element } from "./dom.js";
 
 /** Append the card to `container` (after buildLesson's cards); handlers: onPredict, onReveal, onShowMe, onLoadPair. */
 export function buildCompareLesson(container, { nLayer }, handlers) {
@@ -70,12 +71,3 @@ export function compareLessonSolution(state) {
 }
 
 export { LESSON_PAIR };
-
-// ---- pure helpers ----
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
-}

@@ -14,6 +14,7 @@ import {
   DiffHeatmap, alignedKeys, alignedLabels, differenceMatrix, niceLimit, paintDifference, poolDifference,
   rowBarEntries, drawRowBars,
 } from "./diff.js";
+import { element } from "./dom.js";
 
 const RANKING_SIZE = 12;  // heads in "Which heads care about this word?"
 const PANEL_GAP = 12;  // px between the focused view's three matrices
@@ -337,11 +338,4 @@ function amount(value) {
 
 function signed(value) {
   return `${value > 0 ? "+" : value < 0 ? "−" : ""}${Math.abs(value).toFixed(4)}`;
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

@@ -7,6 +7,7 @@ import { EMPTY_ROW, SET_ASIDE, visibleToken } from "./attention.js";
 import { closed, probability } from "./format.js";
 import { confidenceText, headTag, paintHeadChip } from "./labels.js";
 import { MatrixPainter } from "./matrix.js";
+import { element } from "./dom.js";
 
 const MAX_CELL = 40;  // px: a 5-token sentence should not fill the screen
 const LEGIBLE_TOKENS = 64;  // up to this many tokens every label stays readable (the view scrolls if needed)
@@ -167,11 +168,4 @@ function scoreHeading(name) {
 
 function line(name, value) {
   return element("div", "", element("span", "key-name", name), element("span", "key-value", value));
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

@@ -6,6 +6,7 @@
 
 import { Heatmap } from "./heatmap.js";
 import { TAG_MEANINGS, confidenceText, headTag, meaningOf, paintChip, paintHeadChip } from "./labels.js";
+import { element } from "./dom.js";
 
 export const THUMB_MAX_CELLS = 96;  // thumbnails of longer sentences are max-pooled down to this many cells a side
 export const gridStats = { repainted: 0, ms: 0 };  // the last drawGrid: heatmaps repainted and its time (timing.js)
@@ -108,13 +109,4 @@ export function drawCounts(counts, state) {
     }
     paintChip(chip, name, `${tally[name]} ${name}`, meaningOf(glossary, name));
   }
-}
-
-// ---- pure helpers ----
-
-function element(tag, className, ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

@@ -9,6 +9,7 @@ import { MatrixPainter } from "./matrix.js";
 import { hasHead, headName } from "./knockout_heads.js";
 import { knockoutBlocked, setKnockoutView, shownHeads, toggleSelectedHead } from "./knockout.js";
 import { signedText } from "./surprise.js";
+import { button, element } from "./dom.js";
 
 const OUT_GLYPH = "⊘";
 const KEPT_LAYERS = 3;  // layers of difference matrices kept, so stepping between heads does not recompute
@@ -139,20 +140,4 @@ function layerLimit(state, layer) {
     for (const value of matrix) if (Math.abs(value) > largest) largest = Math.abs(value);  // NaN compares false
   }
   return niceLimit(largest);
-}
-
-// ---- pure helpers ----
-
-function button(className, text, onClick) {
-  const node = element("button", className, text);
-  node.type = "button";
-  node.addEventListener("click", onClick);
-  return node;
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

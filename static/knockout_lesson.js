@@ -10,6 +10,7 @@ import { knockoutBlocked, shownHeads } from "./knockout.js";
 import { EFFECT_NATS, guessEffect, repeatPositions, signedText } from "./surprise.js";
 import { plural } from "./format.js";
 import { schedule, state } from "./state.js";
+import { element } from "./dom.js";
 
 export const LESSON_ID = "knockout-repeat";
 const MIN_REPEAT = 2;  // positions a repeat must give before a mean over them says anything
@@ -144,11 +145,4 @@ function mostChanged(result, shown) {
     if (change > best.change) best = { layer, head, change };
   }));
   return best;
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

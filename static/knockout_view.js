@@ -8,6 +8,7 @@ import { hasHead, headName, headsKey } from "./knockout_heads.js";
 import { knockoutBlocked, oneSentenceAgain, restoreAll, shownHeads, toggleHead, toggleHeadOfLayer } from "./knockout.js";
 import { buildKnockoutFocus, drawFocusBar } from "./knockout_focus.js";
 import { buildPrediction, drawPredictionPanel } from "./prediction.js";
+import { button, element } from "./dom.js";
 
 const OUT_GLYPH = "⊘";
 const BAR_MIN_CHANGE = 0.0005;  // a change below this rounds to 0.000: no bar
@@ -153,20 +154,4 @@ function drawLayerNote(note, state, shown, comparing) {
 function changesOf(state) {
   const { result } = state;
   return Boolean(result && shownHeads(state).length && !comparisonOf(state) && result.heads[0]?.[0]?.change !== undefined);
-}
-
-// ---- pure helpers ----
-
-function button(className, text, onClick) {
-  const node = element("button", className, text);
-  node.type = "button";
-  node.addEventListener("click", onClick);
-  return node;
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

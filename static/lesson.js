@@ -5,6 +5,7 @@
 
 import { EXPERIMENTS, blockedBecause, gradeOf } from "./experiments.js";
 import { plural } from "./format.js";
+import { button, element } from "./dom.js";
 
 /** Build the experiment cards for a model shape; returns the elements drawLesson updates. */
 export function buildLesson(container, dims, handlers) {
@@ -108,18 +109,4 @@ export function drawChart(chart, counts, { title = (count, layer) => `layer ${la
     bar.dataset.count = String(counts[layer]);
   });
   chart.root.setAttribute("aria-label", `${label}: ${counts.join(", ")}`);
-}
-
-function button(className, text, onClick) {
-  const node = element("button", className, text);
-  node.type = "button";
-  node.addEventListener("click", onClick);
-  return node;
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }

@@ -8,6 +8,7 @@ import { divergingColour, drawDivergingBar } from "./diff.js";
 import { headList } from "./knockout_heads.js";
 import { probeStrip } from "./knockout.js";
 import { logprobChanges, logprobLimit, numberText, probabilityText, signedText } from "./surprise.js";
+import { element } from "./dom.js";
 
 const DARK_INK_SHARE = 0.6;  // beyond this share of the scale a coloured chip's text turns white
 
@@ -170,11 +171,4 @@ function fillPrediction(parts, entry, cleanBest) {
   parts.fill.style.width = `${Math.max(1, Math.round(entry.p * 100))}%`;
   parts.cell.classList.toggle("ko-best", entry.id === cleanBest);
   Object.assign(parts.cell.dataset, { id: String(entry.id), p: String(entry.p) });
-}
-
-function element(tag, className = "", ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
 }
