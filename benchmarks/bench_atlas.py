@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, exported
+from common import QUIET, REPO, exported
 
 DEFAULT_OUT = None  # print only; --out also writes the table to a file
 TARGET_S = 20.0  # the bar for the whole atlas on this 2-core machine
@@ -94,6 +94,7 @@ def main() -> None:
         per_item = f"{1000 * seconds / counts[name]:.1f}" if name in counts else ""
         lines.append(f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {per_item} |")
     lines.append(f"| sum of the parts | {total:.2f} | 100% | |")
+    lines += ["", QUIET.report()]
     report = "\n".join(lines)
     print(report)
     if args.out:

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import MODELS, REPO, exported
+from common import MODELS, QUIET, REPO, exported
 
 WORDS = ("the cat dog sat on mat and a red blue big small house tree car road river town city man woman child "
          "book pen cup tea milk bread day night sun moon star sky sea ship boat fish bird song word game").split()
@@ -209,7 +209,7 @@ def main() -> None:
                   f"{result['peak_mb']:.0f} | {result['warm_mb'] / alone['warm_mb']:.3f}× |")
     print(f"\n(warm-up: 10 sentences at each of T = {args.lengths}, plain, and for the second process each also "
           "with predict and three heads knocked out; CACHE_BYTES 64 MB)")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}; {QUIET.report()}")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ class Quiet:
         self.threshold, self.sample_s, self.patience_s = threshold, sample_s, patience_s  # patience: per run
         self.busy: list[float] = []  # others' share of all cores at the start of each round
         self.waited_s = 0.0
+        self.started = cpu_ticks()
 
     def others_busy(self) -> float:
         def ticks():
@@ -120,10 +121,30 @@ class Quiet:
         self.busy.append(busy)
 
     def report(self) -> str:
+        steal = self.steal()
+        stolen = "" if steal is None else (f"; the hypervisor stole {steal:.0%} of this VM's CPU time over the run "
+                                           "(other VMs on its host: no wait here can avoid it)")
         if not self.busy:
-            return "other processes' CPU: not sampled"
+            return "other processes' CPU: not sampled" + stolen
         return (f"other processes' CPU at the start of {len(self.busy)} rounds: median {statistics.median(self.busy):.0%}, "
-                f"max {max(self.busy):.0%} of {os.cpu_count()} cores (waited {self.waited_s:.0f} s for quiet)")
+                f"max {max(self.busy):.0%} of {os.cpu_count()} cores (waited {self.waited_s:.0f} s for quiet)" + stolen)
+
+    def steal(self) -> float | None:
+        """The share of CPU time the hypervisor gave other VMs since this run began (/proc/stat's steal)."""
+        now = cpu_ticks()
+        if now is None or self.started is None or len(now) < 8:
+            return None
+        total = sum(now) - sum(self.started)
+        return (now[7] - self.started[7]) / max(total, 1)
+
+
+def cpu_ticks() -> list[int] | None:
+    """/proc/stat's first line: user, nice, system, idle, iowait, irq, softirq, steal, … (None without /proc)."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return None
 
 
 QUIET = Quiet(patience_s=float(os.environ.get("BENCH_QUIET_PATIENCE_S", 120)))
