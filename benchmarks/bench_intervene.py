@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -142,11 +143,15 @@ def interleaved(pairs: dict, rounds: int, per_round: int, clock=time.perf_counte
     return medians
 
 
-def memory(models: Path, model: str, lengths: list[int], predict: bool) -> dict:
-    probe = MEMORY_PROBE.format(repo=str(REPO), words=WORDS, models=str(models), model=model, lengths=lengths,
-                                predict=predict, knocked=KNOCKED_OUT)
-    return json.loads(subprocess.run([sys.executable, "-"], input=probe, capture_output=True, text=True, check=True,
-                                     env={**os.environ, "HEADS_CACHE_BYTES": str(64 * 2**20)}).stdout)
+def memory(model_dir: Path, lengths: list[int], predict: bool) -> dict:
+    """A fresh server process's RSS serving `model_dir` alone: the folder it is in may hold other models (the
+    int8 export beside the fp32 one), and a server loads every model of its folder."""
+    with tempfile.TemporaryDirectory() as alone:
+        (Path(alone) / model_dir.name).symlink_to(model_dir.resolve(), target_is_directory=True)
+        probe = MEMORY_PROBE.format(repo=str(REPO), words=WORDS, models=alone, model=model_dir.name, lengths=lengths,
+                                    predict=predict, knocked=KNOCKED_OUT)
+        return json.loads(subprocess.run([sys.executable, "-"], input=probe, capture_output=True, text=True,
+                                         check=True, env={**os.environ, "HEADS_CACHE_BYTES": str(64 * 2**20)}).stdout)
 
 
 def main() -> None:
@@ -155,6 +160,7 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=4)
     parser.add_argument("--lengths", default="16,64")
     parser.add_argument("--int8", action="store_true", help="also measure the int8 export's memory")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory table")
     args = parser.parse_args()
     lengths = [int(n) for n in args.lengths.split(",")]
 
@@ -178,7 +184,8 @@ def main() -> None:
     rng = random.Random(0)
     # Wall time with onnxruntime's threads as served; then CPU time with one thread each (no spinning threads
     # to count), which other jobs on a shared machine disturb far less than the wall clock.
-    for clock, threads, unit in ((time.perf_counter, None, "wall ms"), (time.process_time, 1, "CPU ms, 1 thread")):
+    clocks = ((time.perf_counter, None, "wall ms"), (time.process_time, 1, "CPU ms, 1 thread"))
+    for clock, threads, unit in () if args.memory_only else clocks:
         settings = {"ORT_THREADS": threads} if threads else {}
         clients = {name: create_app({"MODELS_DIR": str(path.parent), "DEFAULT_MODEL": path.name, **settings}
                                     ).test_client() for name, path in (("new", model_dir), ("before", before_dir))}
@@ -202,8 +209,8 @@ def main() -> None:
     print("| model | process | after load MB | after warm-up MB | peak MB | warm / attention-only |")
     print("|---|---|---:|---:|---:|---:|")
     for name, (model_dir, before_dir) in served.items():
-        alone = memory(before_dir.parent, before_dir.name, lengths, predict=False)
-        full = memory(model_dir.parent, model_dir.name, lengths, predict=True)
+        alone = memory(before_dir, lengths, predict=False)
+        full = memory(model_dir, lengths, predict=True)
         for label, result in (("attention only (before)", alone), ("with the prediction path, used", full)):
             print(f"| {name} | {label} | {result['loaded_mb']:.0f} | {result['warm_mb']:.0f} | "
                   f"{result['peak_mb']:.0f} | {result['warm_mb'] / alone['warm_mb']:.3f}× |")
