@@ -9,6 +9,7 @@ import { atlasHead, broadcastersLine, countingRules, differsHere, loadAtlas, out
 import { buildAtlasFocus } from "./atlas_focus.js";
 import { CHIP_STYLE, headTag } from "./labels.js";
 import { addMapMode } from "./map.js";
+import { addPermalinkField } from "./permalink.js";
 import { currentModel, onLayout, onReadyCheck, schedule, state } from "./state.js";
 import { element } from "./dom.js";
 
@@ -42,6 +43,10 @@ export function installAtlas() {
   buildSummary(document.getElementById("map-readout"));
   buildAtlasFocus(document.getElementById("focus-usually"), document.getElementById("focus-atlas"));
 }
+
+// The map's mode rides in the permalink as map=corpus; the sentence's own map is the default and writes nothing.
+addPermalinkField({ param: "map", read(value, view) { if (value === "corpus") view.mapMode = "corpus"; },
+  write: (view) => (view.mapMode === "corpus" ? "corpus" : null) });
 
 export function setMapMode(mode) {
   state.mapMode = mode;

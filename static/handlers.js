@@ -137,7 +137,8 @@ export function showView(view) {
 
 /** Put a permalink's view into state (the draft falls back to `fallbackText`, the first preset). */
 export function restoreView(view, fallbackText = state.draft) {
-  Object.assign(state, { prependBos: view.prependBos, sinkAware: view.sinkAware, focused: view.focused });
+  Object.assign(state, { prependBos: view.prependBos, sinkAware: view.sinkAware, focused: view.focused,
+    mapMode: view.mapMode || "sentence" });
   if (view.layer !== undefined) state.layer = view.layer;
   if (view.head !== undefined) state.head = view.head;
   if (view.model) state.model = view.model;  // checked against /api/models once they are known

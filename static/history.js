@@ -43,12 +43,12 @@ export function listenHistory(onView) {
 }
 
 /** The view to write: the sentence the server answered (with the toggles it was answered with), never the draft. */
-export function shownView({ result, layer, head, focused, compare }) {
+export function shownView({ result, layer, head, focused, compare, mapMode }) {
   if (!result) return null;
   const { request } = result;
   const compared = compare.open && compare.result ? { open: true, textB: compare.textB, view: compare.view } : undefined;
   return { text: request.text, model: request.model, prependBos: request.prepend_bos, sinkAware: result.sink_aware,
-    layer, head, focused, compare: compared, knockedOut: request.ablate || [] };
+    layer, head, focused, compare: compared, knockedOut: request.ablate || [], mapMode };
 }
 
 // ---- helpers ----

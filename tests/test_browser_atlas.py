@@ -179,6 +179,20 @@ def test_the_corpus_map_paints_each_heads_consensus_filled_by_its_consistency(ta
         f"{atlas['summary']['usual_heads']} of {atlas['summary']['heads']} heads have a usual job over {atlas['items']} items")
 
 
+def test_the_permalink_carries_the_corpus_map_and_reopens_it(tab, server):
+    page = opened(tab, "demo", layer=5)
+    assert "map=" not in page.url and page.is_checked("#map-mode-sentence")
+    corpus_mode(tab)
+    assert "map=corpus" in page.url
+    page.reload()
+    tab.ready()
+    assert page.is_checked("#map-mode-corpus")
+    assert page.text_content(".atlas-count").startswith(f"{atlas_of(server, 'demo')['summary']['usual_heads']} of ")
+    page.check("#map-mode-sentence")
+    tab.ready()
+    assert "map=" not in page.url
+
+
 def test_a_random_models_low_consistency_shows_as_partly_filled_cells(tab, server):
     page = opened(tab, "wide", layer=0)
     atlas, result = atlas_of(server, "wide"), summary(server, TROPHY, model="wide")
