@@ -71,6 +71,16 @@ export async function cleanRun(request, sinkAware, signal) {
   return { result: answer, attention };
 }
 
+/** The clean run's labels under the sink toggle's new setting (relabel): its matrices are renormalised on the
+ *  page, but its labels are the server's. Resolves to the clean run with them, or null without one. */
+export async function relabelClean(clean, request, sinkAware, signal) {
+  if (!clean) return null;
+  const { ablate, ...every } = request;
+  const answer = await getAttention({ ...every, sink_aware: sinkAware, format: "summary" }, signal);
+  return { ...clean, result: { ...clean.result, heads: answer.heads, layers: answer.layers,
+    sink_aware: answer.sink_aware } };
+}
+
 /** Before a request: drop the heads the model cannot knock out (out of its range, or none at all), saying so. */
 export function fitKnockout(state) {
   const model = currentModel(state);

@@ -7,7 +7,7 @@ import { AttentionStore } from "./attention.js";
 import { ApiError, countTokens, getAttention, getComparison } from "./api.js";
 import { makeAlignment } from "./diff.js";
 import { clamp, onReadyCheck, schedule, state } from "./state.js";
-import { cleanRun, fitKnockout, knockoutFields, predictField } from "./knockout.js";
+import { cleanRun, fitKnockout, knockoutFields, predictField, relabelClean } from "./knockout.js";
 
 const LAYER_SETTLE_MS = 200;  // a long sentence's layer is fetched once the student stops on it, not on the way past
 const COUNT_SETTLE_MS = 150;  // the live count waits for a pause in typing
@@ -85,9 +85,11 @@ export async function relabel() {
   state.status = "relabelling";
   schedule();
   try {
-    const answer = await getAttention({ ...request, sink_aware: state.sinkAware, format: "summary" },
-      controller.signal);
+    const [answer, clean] = await Promise.all([
+      getAttention({ ...request, sink_aware: state.sinkAware, format: "summary" }, controller.signal),
+      relabelClean(state.knockout.clean, request, state.sinkAware, controller.signal)]);
     state.result = { ...state.result, heads: answer.heads, layers: answer.layers, sink_aware: answer.sink_aware };
+    state.knockout.clean = clean;
     state.status = "ready";
   } catch (error) {
     if (error.name === "AbortError") return;

@@ -323,6 +323,23 @@ def test_the_focused_view_shows_clean_knocked_out_and_their_difference(tab, serv
 
 # ---- the lesson ----
 
+def test_the_clean_views_labels_follow_the_sink_toggle_as_the_knocked_out_ones_do(tab, server, planted):
+    layer, head = copying_head(planted)
+    plain, sink = (server.api(text=REPEATED, model="demo", format="summary", sink_aware=aware)[1]["heads"]
+                   for aware in (False, True))
+    # a head whose clean label the sink toggle changes, so the test sees whether the clean view relabels; not to
+    # "mixed", which the page shows as "pure sink" when the first column was all the head looked at
+    target = next((l, h) for l in range(len(plain)) for h in range(len(plain[l]))
+                  if plain[l][h]["label"] != sink[l][h]["label"] != "mixed")
+    page = tab.open(fragment(layer=target[0], head=target[1], ablate=f"{layer}.{head}"))
+    page.check("#ko-view-clean")
+    tab.ready()
+    assert page.text_content("#focus-chip").strip() == plain[target[0]][target[1]]["label"]
+    page.check("#sink-aware")
+    tab.ready()
+    assert page.text_content("#focus-chip").strip() == sink[target[0]][target[1]]["label"]
+
+
 def test_the_lesson_checks_the_prediction_against_the_change_over_the_repeat(tab, server, planted):
     page = tab.open(fragment(text="Hello there, friend of mine.", layer=0))
     card = page.locator(LESSON)
