@@ -18,7 +18,7 @@ import random
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 
-from common import QUIET, exported, interleaved, sgemm_gflops
+from common import QUIET, exported, interleaved, sgemm_gflops, table_vs_first
 
 WORDS = ("the cat dog sat on mat and a red blue big small house tree car road river town city man woman child "
          "book pen cup tea milk bread day night sun moon star sky sea ship boat fish bird song word game").split()
@@ -49,12 +49,7 @@ def report(times: dict, per_call: int, title: str) -> str:
     """sentences/s of each contender (median over rounds) and its ratio to the first, within each round."""
     rates = {name: [per_call / (statistics.median(samples) / 1000) for samples in rounds]
              for name, rounds in times.items()}
-    base = next(iter(rates.values()))
-    lines = [f"| {title} | sentences/s | vs the first |", "|---|---:|---:|"]
-    for name, rounds in rates.items():
-        ratio = statistics.median(ours / first for ours, first in zip(rounds, base))
-        lines.append(f"| {name} | {statistics.median(rounds):.1f} | {ratio:.2f}× |")
-    return "\n".join(lines)
+    return table_vs_first(rates, title, "sentences/s", 1)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from common import QUIET, attention_outputs, exported, feed, interleaved, sgemm_gflops
+from common import QUIET, attention_outputs, exported, feed, interleaved, sgemm_gflops, table_vs_first
 
 LEVELS = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
@@ -89,12 +89,7 @@ def report(sessions: dict, ids, args, title: str) -> str:
                          for name, current in sessions.items()},
                         args.rounds, args.per_round)
     medians = {name: [statistics.median(samples) for samples in rounds] for name, rounds in times.items()}
-    base = next(iter(medians.values()))
-    lines = [f"| {title} | median ms | vs the first |", "|---|---:|---:|"]
-    for name, rounds in medians.items():
-        ratio = statistics.median(ours / first for ours, first in zip(rounds, base))
-        lines.append(f"| {name} | {statistics.median(rounds):.2f} | {ratio:.2f}× |")
-    return "\n".join(lines)
+    return table_vs_first(medians, title, "median ms", 2)
 
 
 if __name__ == "__main__":

@@ -239,3 +239,14 @@ def attention_work(n_tokens: int, n_layer=12, n_embd=768) -> tuple[float, float]
 def floor_ms(n_tokens: int, gflops: float, read_gbs: float) -> float:
     flops, weight_bytes = attention_work(n_tokens)
     return max(flops / (gflops * 1e9), weight_bytes / (read_gbs * 1e9)) * 1000
+
+
+def table_vs_first(per_round: dict[str, list[float]], title: str, unit: str, digits: int) -> str:
+    """A markdown table of each contender's median over rounds and its ratio to the first contender, each ratio
+    taken within a round and then its median (the drift between rounds cancels)."""
+    base = next(iter(per_round.values()))
+    lines = [f"| {title} | {unit} | vs the first |", "|---|---:|---:|"]
+    for name, rounds in per_round.items():
+        ratio = statistics.median(ours / first for ours, first in zip(rounds, base))
+        lines.append(f"| {name} | {statistics.median(rounds):.{digits}f} | {ratio:.2f}× |")
+    return "\n".join(lines)
