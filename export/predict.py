@@ -131,8 +131,12 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
         scale = g.op("Mul", g.const(quantized["scale"], np.float32), hidden_scale)
         logits = g.op("Mul", g.op("Cast", product, to=TensorProto.FLOAT), scale)
     # log p = logit - logsumexp over the vocabulary, taken only where it is read: a (V, B·T) log-softmax would
-    # be a second table of the logits' size (50 MB at 128 positions), held in the arena for good.
-    normalizer = g.op("ReduceLogSumExp", logits, axes=[0], keepdims=1)  # (1, B·T); axes is an attribute in opset 17
+    # be a second table of the logits' size (50 MB at 128 positions), held in the arena for good. The logsumexp
+    # is spelled out (max, shift, exp, sum, log) because onnxruntime's ReduceLogSumExp over the vocabulary axis
+    # was most of a knock-out request's time at 64 tokens (bench_intervene.txt); the shift by the max keeps exp in range.
+    top = g.op("ReduceMax", logits, axes=[0], keepdims=1)  # (1, B·T); axes is an attribute of ReduceMax in opset 17
+    total = g.op("ReduceSum", g.op("Exp", g.op("Sub", logits, top)), g.const([0]), keepdims=1)
+    normalizer = g.op("Add", g.op("Log", total), top)
     batch_time = g.op("Shape", INPUT_IDS)
     # The token each position must predict: the next one; the last position has none (0 stands in, cut below).
     following = g.op("Pad", g.op("Slice", INPUT_IDS, g.const([1]), g.const([np.iinfo(np.int64).max]), g.const([1])),

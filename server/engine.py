@@ -300,6 +300,10 @@ def open_session(model_path: Path, threads: int | None, shared: dict | None = No
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
+    # onnxruntime's threads spin between a session's kernels (they wake faster) and, by default, go on spinning
+    # after its run: they then take the cores from the next session of this process (a knock-out runs the
+    # attention graph, then predict.onnx) or from the next worker. Spinning stops when a run returns.
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     if threads:
         options.intra_op_num_threads = threads
     for name, value in (shared or {}).items():
