@@ -86,7 +86,10 @@ class Engine:
         model_path = path / GRAPH
         shared = shared_initializers(path, manifest)
         session = open_session(model_path, threads, shared)
-        predictor = Predictor(path / PREDICT_GRAPH, open_session(path / PREDICT_GRAPH, threads, shared)) if intervention else None
+        predictor = None
+        if intervention:
+            predictor = Predictor(path / PREDICT_GRAPH,
+                                  open_session(path / PREDICT_GRAPH, threads, shared, memory_pattern=False))
         release_freed_memory()
         check_graph(session, manifest, model_path, intervention is not None)
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
@@ -295,9 +298,13 @@ def _glibc() -> ctypes.CDLL | None:
     return glibc if hasattr(glibc, "mallopt") and hasattr(glibc, "malloc_trim") else None
 
 
-def open_session(model_path: Path, threads: int | None, shared: dict | None = None) -> ort.InferenceSession:
-    """`shared`: {initializer name: OrtValue} that the session uses instead of loading its own copy."""
+def open_session(model_path: Path, threads: int | None, shared: dict | None = None,
+                 memory_pattern: bool = True) -> ort.InferenceSession:
+    """`shared`: {initializer name: OrtValue} that the session uses instead of loading its own copy.
+    `memory_pattern` False: no planned block per input shape, which predict.onnx's arena would otherwise keep
+    for each sentence length at its logits' size (bench_intervene.py measures the memory)."""
     options = ort.SessionOptions()
+    options.enable_mem_pattern = memory_pattern
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
     # onnxruntime's threads spin between a session's kernels (they wake faster) and, by default, go on spinning
