@@ -29,10 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-from common import REPO, exported, gpt2_small_checkpoint, interleaved, median_ms
+from common import REPO, WORDS, exported, gpt2_small_checkpoint, interleaved, median_ms
 
-WORDS = ("the cat dog sat on mat and a red blue big small house tree car road river town city man woman child "
-         "book pen cup tea milk bread day night sun moon star sky sea ship boat fish bird song word game").split()
 
 
 def sentence(rng: random.Random, n_tokens: int = 16) -> str:
