@@ -46,10 +46,11 @@ def free_port() -> int:
 class Server:
     """gunicorn serving one models directory on loopback."""
 
-    def __init__(self, models_dir, model: str, workers: int = 1, threads: int = 8, ort_threads: int | None = None):
+    def __init__(self, models_dir, model: str, workers: int = 1, threads: int = 8, ort_threads: int | None = None,
+                 settings: dict | None = None):
         self.port = free_port()
         self.connections = threading.local()
-        env = {**os.environ, "HEADS_MODELS_DIR": str(models_dir), "HEADS_MODEL": model}
+        env = {**os.environ, "HEADS_MODELS_DIR": str(models_dir), "HEADS_MODEL": model, **(settings or {})}
         if ort_threads:
             env["HEADS_ORT_THREADS"] = str(ort_threads)
         started = time.perf_counter()
