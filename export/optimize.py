@@ -237,17 +237,24 @@ def drop_repeated_causal_masks(model: onnx.ModelProto) -> int:
             continue
         add = readers[0]
         mask = add.input[1] if add.input[0] == where.output[0] else add.input[0]
-        if mask in shape_only and mask != where.output[0]:
+        softmax_reads_it = [node.op_type for node in consumers.get(add.output[0], [])] == ["Softmax"]
+        if (mask in shape_only and mask != where.output[0] and softmax_reads_it
+                and add.output[0] not in graph_outputs):
             candidates.append((where, add, mask))
     if not candidates:
         return 0
-    values, _ = evaluate(model, sorted({name for where, _, mask in candidates for name in (where.input[0], mask)}),
-                         set(), SHAPE_PROBES)
+    values, shapes = evaluate(model, sorted({name for where, _, mask in candidates for name in (where.input[0], mask)}),
+                              {name for where, _, _ in candidates for name in (where.input[1], where.output[0])},
+                              SHAPE_PROBES)
     rewritten = 0
     for where, add, mask in candidates:
         hides = [np.broadcast_arrays(~condition, additive) for condition, additive
                  in zip(values[where.input[0]], values[mask])]
-        if all(additive.dtype == np.float32 and (additive[hidden] == MASKED).all() for hidden, additive in hides):
+        # The additive mask hides every key the Where hides, leaves every row a key to attend to (else the Where's
+        # -inf would have decided that row), and the scores already have the Where's shape.
+        if (all(additive.dtype == np.float32 and (additive[hidden] == MASKED).all()
+                and (additive != MASKED).any(axis=-1).all() for hidden, additive in hides)
+                and shapes[where.input[1]] == shapes[where.output[0]]):
             add.input[:] = [where.input[1] if name == where.output[0] else name for name in add.input]
             rewritten += 1
     drop_dead_nodes(model)

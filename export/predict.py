@@ -135,7 +135,8 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
     # is spelled out (max, shift, exp, sum, log) because onnxruntime's ReduceLogSumExp over the vocabulary axis
     # was most of a knock-out request's time at 64 tokens (bench_intervene.txt). Everything else reads the
     # shifted logits, log p = (logit - max) - log Σ exp(logit - max), so the shift is the logits' last reader
-    # and onnxruntime writes it in place: one table of the logits' size, not two.
+    # and can be written in place. Exp cannot (onnxruntime's is not in-place, and the shifted table is read
+    # after it): the peak is two tables of the logits' size (26 MB each for two 64-token passes).
     top = g.op("ReduceMax", logits, axes=[0], keepdims=1)  # (1, B·T); axes is an attribute of ReduceMax in opset 17
     shifted = g.op("Sub", logits, top)  # (V, B·T), at most 0: exp cannot overflow
     normalizer = g.op("Log", g.op("ReduceSum", g.op("Exp", shifted), g.const([0]), keepdims=1))  # (1, B·T)

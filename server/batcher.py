@@ -22,6 +22,7 @@ import numpy as np
 class Job:
     ids: list[int]
     turn: threading.Event = field(default_factory=threading.Event)  # set when it is finished or it is its turn to run
+    holds_turn: bool = False  # handed the turn (not finished by another's batch): it must pass the turn on
     finished: bool = False
     attention: np.ndarray | None = None  # (L, H, T, T)
     residual: np.ndarray | None = None  # (T, n_embd), when the graph has the residual output
@@ -33,31 +34,41 @@ class MicroBatcher:
         self.engine, self.most = engine, most
         self.lock = threading.Lock()
         self.queued: list[Job] = []
-        self.running = False  # a batch is running, or its runner is about to take the next one
+        self.running = False  # some thread holds the turn: it runs a batch, or is about to take one
 
     def run(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
         """(attention (L, H, T, T), residual (T, n_embd) or None) of one sentence, batched with whatever is queued."""
         job = Job(ids)
         with self.lock:
             self.queued.append(job)
-            my_turn = not self.running  # then nothing is queued before it: an idle engine has an empty queue
-            self.running = True
-        if not my_turn:
+            if not self.running:  # an idle engine has an empty queue: this sentence is first, and runs now
+                self.running = job.holds_turn = True
+                job.turn.set()
+        try:
             job.turn.wait()
-        if not job.finished:  # this thread's turn, and its sentence is first in the queue: this batch runs it
-            try:
+            if not job.finished:  # this thread's turn, and its sentence is first in the queue: this batch runs it
                 with self.lock:
                     batch = self.take()
                 self.run_batch(batch)
-            finally:
-                with self.lock:  # hand the turn to the first sentence still queued, or leave the engine idle
-                    if self.queued:
-                        self.queued[0].turn.set()
-                    else:
-                        self.running = False
-        if job.error is not None:
-            raise job.error
+        finally:  # interrupted or not: no sentence stays queued for a thread that left, no turn is kept
+            with self.lock:
+                if job in self.queued:
+                    self.queued.remove(job)
+                if job.holds_turn:
+                    job.holds_turn = False
+                    self.pass_turn()
+        error, job.error = job.error, None  # the error's traceback holds the batch, which holds this job
+        if error is not None:
+            raise error
         return job.attention, job.residual
+
+    def pass_turn(self) -> None:
+        """To the first sentence still queued, or leave the engine idle. Called with the lock held."""
+        if self.queued:
+            self.queued[0].holds_turn = True
+            self.queued[0].turn.set()
+        else:
+            self.running = False
 
     def take(self) -> list[Job]:
         """The queued jobs that one batch takes, first come first: the engine's own limits on a batch."""
@@ -73,12 +84,14 @@ class MicroBatcher:
     def run_batch(self, batch: list[Job]) -> None:
         try:
             results = self.engine.run_batch_with_residual([job.ids for job in batch])
-        except Exception as err:  # every sentence of the batch gets the error its request would have had
-            for job in batch:
-                job.error = err
-        else:
             for job, (attention, residual) in zip(batch, results, strict=True):
                 job.attention, job.residual = attention, residual
-        for job in batch:
-            job.finished = True
-            job.turn.set()
+        except BaseException as err:  # every sentence of the batch gets the error its request would have had
+            for job in batch:
+                job.error = err
+            if not isinstance(err, Exception):  # an interrupt still stops this thread, after the others are told
+                raise
+        finally:
+            for job in batch:
+                job.finished = True
+                job.turn.set()

@@ -129,6 +129,7 @@ class Engine:
         a 1,024-token sentence costs one copy of 600 MB, not two. With a batcher, a run with every head joins
         the batch of whatever other threads are running (not a long one: it would cost its memory twice)."""
         if mask is None and self.batcher is not None and not self.is_long(len(ids)):
+            check_batch([ids], self.manifest["vocab_size"], self.max_tokens)  # its own error, not its batch's
             attention, stream = self.batcher.run(ids)
             if residual is not None:
                 residual[...] = stream
@@ -163,7 +164,9 @@ class Engine:
             long_run |= self.is_long(attention.shape[3], attention.shape[1])
             for row, index in enumerate(members):
                 n_tokens = len(batch[index])
-                results[index] = (np.ascontiguousarray(attention[:, row, :, :n_tokens, :n_tokens]),
+                # A copy where the batch holds others: a view would keep the whole padded buffer alive (in a cache).
+                own = attention[:, row, :, :n_tokens, :n_tokens]
+                results[index] = (own.copy() if len(members) > 1 else own,
                                   None if stream is None else stream[row, :n_tokens].copy())
             del attention
         if long_run:

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from twelve_heads.errors import ModelError
+from twelve_heads.errors import InputError, ModelError
 from twelve_heads.server import create_app
 from twelve_heads.server.engine import Engine
 from twelve_heads.server.intervene import head_mask
@@ -31,53 +31,72 @@ def alone(tiny_model):
     return Engine.load(tiny_model)
 
 
-def record_batches(engine, hold_first_until_queued: int = 0) -> list[int]:
+def record_batches(engine, hold_first_until_queued: int = 0) -> tuple[list[int], threading.Event]:
     """Wrap engine.run_padded to record each batch's size; the first run can wait until that many sentences are
-    queued behind it, so the test knows the next batch holds them all."""
-    sizes, real = [], engine.run_padded
+    queued behind it, so the test knows the next batch holds them all. The event is set once the first run is
+    inside the engine: then its batch is taken, and every later sentence queues."""
+    sizes, real, inside = [], engine.run_padded, threading.Event()
 
     def spy(batch, masks=None, residual=None):
-        if not sizes and hold_first_until_queued:
-            deadline = time.monotonic() + QUEUE_TIMEOUT_S
-            while len(engine.batcher.queued) < hold_first_until_queued:
-                assert time.monotonic() < deadline, "the other threads never queued"
-                time.sleep(0.001)
+        if not sizes:
+            inside.set()
+            if hold_first_until_queued:
+                wait_until(lambda: len(engine.batcher.queued) >= hold_first_until_queued)
         sizes.append(len(batch))
         return real(batch, masks, residual)
 
     engine.run_padded = spy
-    return sizes
+    return sizes, inside
 
 
-def run_concurrently(engine, batch: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, "the other threads never queued"
+        time.sleep(0.001)
+
+
+def start(target, *args) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args)
+    thread.start()
+    return thread
+
+
+def join(threads) -> None:
+    for thread in threads:
+        thread.join(QUEUE_TIMEOUT_S)
+        assert not thread.is_alive(), "a request never returned"
+
+
+def run_first_then_the_rest(engine, batch: list[list[int]], inside: threading.Event) -> list[tuple]:
+    """Each sentence on its own thread, as request threads do: the first one alone until it is inside the engine,
+    then the rest, which queue behind it."""
     results = [None] * len(batch)
-    start = threading.Barrier(len(batch))
 
     def worker(index):
-        start.wait()
         residual = np.empty((len(batch[index]), engine.manifest["n_embd"]), np.float32)
         results[index] = (engine.run(batch[index], residual=residual), residual)
 
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(len(batch))]
-    [thread.start() for thread in threads]
-    [thread.join() for thread in threads]
+    first = start(worker, 0)
+    assert inside.wait(QUEUE_TIMEOUT_S)
+    join([first, *[start(worker, index) for index in range(1, len(batch))]])
     return results
 
 
 def test_concurrent_runs_share_batches_and_each_gets_exactly_its_own_result(batched, alone):
     batch = sentences(9)
-    sizes = record_batches(batched, hold_first_until_queued=len(batch) - 1)
-    results = run_concurrently(batched, batch)
-    assert sizes[0] == 1 and sizes[1] == 8  # the first alone; the 8 that queued meanwhile (micro_batch=8) together
-    assert sum(sizes) == len(batch)
+    sizes, inside = record_batches(batched, hold_first_until_queued=len(batch) - 1)
+    results = run_first_then_the_rest(batched, batch, inside)
+    assert sizes == [1, 8]  # the first alone; the 8 that queued meanwhile (micro_batch=8) together
     for ids, (attention, residual) in zip(batch, results):
         expected_residual = np.empty_like(residual)
         np.testing.assert_array_equal(attention, alone.run(ids, residual=expected_residual))
         np.testing.assert_array_equal(residual, expected_residual)
+    assert not batched.batcher.running and not batched.batcher.queued
 
 
 def test_a_lone_run_is_a_batch_of_one_and_leaves_the_engine_idle(batched, alone):
-    sizes = record_batches(batched)
+    sizes, _ = record_batches(batched)
     ids = sentences(1)[0]
     np.testing.assert_array_equal(batched.run(ids), alone.run(ids))
     assert sizes == [1]
@@ -87,51 +106,59 @@ def test_a_lone_run_is_a_batch_of_one_and_leaves_the_engine_idle(batched, alone)
 def test_a_batch_never_takes_more_than_micro_batch_sentences(tiny_model):
     engine = Engine.load(tiny_model, micro_batch=3)
     batch = sentences(7, seed=1)
-    sizes = record_batches(engine, hold_first_until_queued=len(batch) - 1)
-    run_concurrently(engine, batch)
-    assert sizes[0] == 1 and max(sizes) == 3 and sum(sizes) == len(batch)
+    sizes, inside = record_batches(engine, hold_first_until_queued=len(batch) - 1)
+    run_first_then_the_rest(engine, batch, inside)
+    assert sizes == [1, 3, 3]
 
 
-def test_an_error_reaches_every_request_of_its_batch_and_the_next_batch_runs(batched, alone):
+@pytest.mark.parametrize("error", [ModelError("the graph failed"), KeyboardInterrupt()])
+def test_an_error_reaches_every_request_of_its_batch_and_the_next_batch_runs(batched, alone, error):
+    """An error in a batch, an interrupt included, is every one of its requests' error, and leaves the batcher
+    working: no request waits for a turn nobody holds."""
     batch = sentences(4, seed=2)
-    real, calls = batched.run_padded, []
+    sizes, inside = record_batches(batched, hold_first_until_queued=len(batch) - 1)
+    recording = batched.run_padded
 
     def failing_second(ids, masks=None, residual=None):
-        calls.append(len(ids))
-        if len(calls) == 1:
-            deadline = time.monotonic() + QUEUE_TIMEOUT_S
-            while len(batched.batcher.queued) < len(batch) - 1:
-                assert time.monotonic() < deadline, "the other threads never queued"
-                time.sleep(0.001)
-        if len(calls) == 2:
-            raise ModelError("the graph failed")
-        return real(ids, masks, residual)
+        if len(sizes) == 1:  # the first batch ran; this is the second
+            sizes.append(len(ids))
+            raise error
+        return recording(ids, masks, residual)
 
     batched.run_padded = failing_second
     errors = []
 
-    def worker(ids):
+    def worker(index):
         try:
-            batched.run(ids)
-        except ModelError as err:
-            errors.append(str(err))
+            batched.run(batch[index])
+        except (ModelError, KeyboardInterrupt) as err:
+            errors.append(type(err))
 
-    start = threading.Thread(target=worker, args=(batch[0],))
-    start.start()
-    others = [threading.Thread(target=worker, args=(ids,)) for ids in batch[1:]]
-    [thread.start() for thread in others]
-    [thread.join() for thread in [start, *others]]
-    assert errors == ["the graph failed"] * (len(batch) - 1)  # the second batch's three; the first succeeded
+    first = start(worker, 0)
+    assert inside.wait(QUEUE_TIMEOUT_S)
+    join([first, *[start(worker, index) for index in range(1, len(batch))]])
+    assert sizes == [1, 3] and errors == [type(error)] * 3  # the second batch's three; the first succeeded
+    assert not batched.batcher.running and not batched.batcher.queued
+    batched.run_padded = recording
     np.testing.assert_array_equal(batched.run(batch[0]), alone.run(batch[0]))  # and the batcher still works
-    assert not batched.batcher.running
 
 
-def test_knock_outs_and_long_sentences_run_alone(tiny_model):
+def test_knock_outs_and_long_sentences_go_around_the_batcher(tiny_model, alone):
     engine = Engine.load(tiny_model, micro_batch=8, long_sentence_tokens=4)
-    sizes = record_batches(engine)
-    engine.run([1, 2, 3], mask=head_mask(engine.n_layer, engine.n_head, [(0, 1)]))
+    through, real = [], engine.batcher.run
+    engine.batcher.run = lambda ids: through.append(ids) or real(ids)
+    mask = head_mask(engine.n_layer, engine.n_head, [(0, 1)])
+    np.testing.assert_array_equal(engine.run([1, 2, 3], mask=mask), alone.run([1, 2, 3], mask=mask))
     engine.run([5, 6, 7, 8, 9])  # longer than long_sentence_tokens
-    assert sizes == [1, 1] and engine.batcher.queued == [] and not engine.batcher.running
+    assert through == []
+    engine.run([1, 2, 3])
+    assert through == [[1, 2, 3]]
+
+
+def test_a_bad_sentence_gets_its_own_error_before_it_queues(batched):
+    with pytest.raises(InputError, match=r"batch\[0\] holds -1, not a token id of this model"):
+        batched.run([5, -1])
+    assert not batched.batcher.running and not batched.batcher.queued
 
 
 def test_int8_and_unbatchable_models_get_no_batcher(demo_int8_model, tiny_model):
