@@ -67,6 +67,14 @@ RULES = {
     "usual": f"the consensus holds on at least {USUAL_SHARE:.0%} of the items where it could show and is not mixed",
     "sink_aware": "an item on which a head leaves nothing off the first token counts as broadcaster for it",
 }
+# Why a role that needs something cannot show on a sentence without it (can_show says whether): the page says it
+# beside a head whose usual job this sentence labels otherwise. The same conditions as RULES, for one sentence.
+WHY_NOT_HERE = {
+    "duplicate-token": f"this sentence has fewer than {MIN_REPEAT_ROWS} tokens that repeat an earlier one",
+    "induction": f"this sentence has fewer than {MIN_REPEAT_ROWS} tokens that repeat an earlier one",
+    "long-range": f"this sentence is shorter than {LONG_RANGE_MIN_TOKENS} tokens",
+}
+assert set(WHY_NOT_HERE) == {LABELS[label] for label in CONDITIONAL}
 
 
 @dataclass(frozen=True)
