@@ -18,10 +18,8 @@ import random
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 
-from common import QUIET, exported, interleaved, sgemm_gflops, table_vs_first
+from common import QUIET, WORDS, exported, interleaved, sgemm_gflops, table_vs_first
 
-WORDS = ("the cat dog sat on mat and a red blue big small house tree car road river town city man woman child "
-         "book pen cup tea milk bread day night sun moon star sky sea ship boat fish bird song word game").split()
 
 
 def sentences(engine, count: int, shortest: int, longest: int, seed: int) -> list[list[int]]:

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from bench_sweep import build_variants, parse_lengths
+from bench_sweep import build_variants, parse_lengths, session
 from common import (QUIET, REPO, ReadProbe, attention_work, exported, floor_ms, gpt2_small_checkpoint,
                     interleaved, sentence_of, sgemm_gflops)
 
@@ -72,9 +72,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     fp32 = Engine.load(exported(), threads=args.threads)
     int8 = Engine.load(exported("gpt2-small-random-int8", int8=True), threads=args.threads)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.log_severity_level = args.threads, 3
-    optimum = ort.InferenceSession(build_variants()["optimum's graph"], options, providers=["CPUExecutionProvider"])
+    optimum = session(build_variants()["optimum's graph"], args.threads)  # with the engine's session settings
     reference = GPT2Model.from_pretrained(gpt2_small_checkpoint(), attn_implementation="eager").eval()
     gflops = sgemm_gflops()
     probe = ReadProbe()

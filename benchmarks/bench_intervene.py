@@ -30,10 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import MODELS, QUIET, REPO, exported
+from common import MODELS, QUIET, REPO, WORDS, exported
 
-WORDS = ("the cat dog sat on mat and a red blue big small house tree car road river town city man woman child "
-         "book pen cup tea milk bread day night sun moon star sky sea ship boat fish bird song word game").split()
 KNOCKED_OUT = [[1, 3], [5, 7], [9, 2]]
 ANOTHER = [[2, 2]]  # knocked out first in the "again" state
 SETTLE_S = 0.05

@@ -29,10 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-from common import REPO, exported, gpt2_small_checkpoint, interleaved, median_ms
+from common import REPO, WORDS, exported, gpt2_small_checkpoint, interleaved, median_ms
 
-WORDS = ("the cat dog sat on mat and a red blue big small house tree car road river town city man woman child "
-         "book pen cup tea milk bread day night sun moon star sky sea ship boat fish bird song word game").split()
 
 
 def sentence(rng: random.Random, n_tokens: int = 16) -> str:
@@ -48,10 +46,11 @@ def free_port() -> int:
 class Server:
     """gunicorn serving one models directory on loopback."""
 
-    def __init__(self, models_dir, model: str, workers: int = 1, threads: int = 8, ort_threads: int | None = None):
+    def __init__(self, models_dir, model: str, workers: int = 1, threads: int = 8, ort_threads: int | None = None,
+                 settings: dict | None = None):
         self.port = free_port()
         self.connections = threading.local()
-        env = {**os.environ, "HEADS_MODELS_DIR": str(models_dir), "HEADS_MODEL": model}
+        env = {**os.environ, "HEADS_MODELS_DIR": str(models_dir), "HEADS_MODEL": model, **(settings or {})}
         if ort_threads:
             env["HEADS_ORT_THREADS"] = str(ort_threads)
         started = time.perf_counter()

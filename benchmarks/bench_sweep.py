@@ -34,10 +34,11 @@ def build_variants() -> dict[str, str]:
     """{variant: path}: optimum's graph, then each of the export's rewrites added in turn."""
     import onnx
 
-    from twelve_heads.export.optimize import drop_identity_casts, fold_shape_arithmetic
+    from twelve_heads.export.optimize import drop_identity_casts, drop_repeated_causal_masks, fold_shape_arithmetic
 
     paths = {"optimum's graph": VARIANTS / "optimum.onnx", "shapes folded, identity casts dropped": VARIANTS / "folded.onnx",
-             "shapes folded + projections transposed": VARIANTS / "transposed.onnx"}
+             "shapes folded + projections transposed": VARIANTS / "transposed.onnx",
+             "shapes folded + causal mask once": VARIANTS / "masked_once.onnx"}
     stamp = VARIANTS / "source"
     if all(path.is_file() for path in paths.values()) and stamp.is_file() and stamp.read_text() == export_source():
         return {name: str(path) for name, path in paths.items()}
@@ -51,6 +52,9 @@ def build_variants() -> dict[str, str]:
     fold_shape_arithmetic(graph)
     drop_identity_casts(graph)
     onnx.save(graph, str(paths["shapes folded, identity casts dropped"]))
+    drop_repeated_causal_masks(graph)
+    onnx.save(graph, str(paths["shapes folded + causal mask once"]))
+    graph = onnx.load(str(paths["shapes folded, identity casts dropped"]))
     transpose_projections(graph)
     onnx.save(graph, str(paths["shapes folded + projections transposed"]))
     stamp.write_text(export_source())
@@ -86,10 +90,11 @@ def transpose_projections(model) -> int:
 
 
 def session(path: str, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    """Every variant gets the engine's session settings, so only the graph differs."""
+    from pathlib import Path
+
+    from twelve_heads.server.engine import open_session
+    return open_session(Path(path), threads)
 
 
 def parse_lengths(text: str) -> list[int]:

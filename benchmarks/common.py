@@ -189,6 +189,12 @@ def attention_outputs(session) -> list[str]:
     return [attention_output(layer) for layer in range(len(names)) if attention_output(layer) in names]
 
 
+# Words that are one GPT-2 token each, at the start of a sentence and after a space: a sentence of N of them is
+# N tokens (bench_batch checks it). Not "tea" or "milk": at the start they are two.
+WORDS = ("the cat dog sat on mat and a red blue big small house tree car road river town city man woman child "
+         "book pen cup bread day night sun moon star sky sea ship boat fish bird song word game").split()
+
+
 def sentence_of(n_tokens: int) -> str:
     """n_tokens GPT-2 tokens: ' the' is one token, repeated."""
     return "the" + " the" * (n_tokens - 1)

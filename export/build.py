@@ -130,7 +130,7 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
 
     from .graph import VALIDATION_ATOL, export_onnx, validate_onnx, validation_lengths
     from .intervene import add_intervention
-    from .optimize import drop_identity_casts, fold_shape_arithmetic
+    from .optimize import drop_identity_casts, drop_repeated_causal_masks, fold_shape_arithmetic
 
     config = AutoConfig.from_pretrained(checkpoint)
     if config.model_type != "gpt2":
@@ -152,9 +152,10 @@ def build(checkpoint: Path, source: str, name: str, out: Path, tokenizer_dir: Pa
     step.begin(f"exporting to ONNX ({config.n_layer} layers × {config.n_head} heads)")
     onnx_path = out / GRAPH
     export_onnx(model, onnx_path)
-    step.begin("folding shape arithmetic and identity casts out of the graph")
+    step.begin("folding shape arithmetic, identity casts and repeated causal masks out of the graph")
     graph = onnx.load(str(onnx_path))
-    rewrites = {"shape_arithmetic": fold_shape_arithmetic(graph), "identity_casts_dropped": drop_identity_casts(graph)}
+    rewrites = {"shape_arithmetic": fold_shape_arithmetic(graph), "identity_casts_dropped": drop_identity_casts(graph),
+                "repeated_causal_masks_dropped": drop_repeated_causal_masks(graph)}
     onnx.save(graph, str(onnx_path))
     del graph
     step.begin("validating the graph against PyTorch")

@@ -5,6 +5,7 @@ every sentence length from 1 to 64 and at 96 … 1,024, and only rewrites that n
 - fold_shape_arithmetic: the traced graph recomputes every view's shape at run time, about 2,000 tiny nodes
   for GPT-2 small; the shapes depend on the batch and the sentence length alone, so most become constants.
 - drop_identity_casts: Casts to the type their input already has, one of which copied every probability.
+- drop_repeated_causal_masks: each layer masks its scores twice (Where, then Add); the Add alone is kept.
 
 The projections stay as optimum writes them, Gemm(X, W, b) with X the (B·T, K) activations. Their transposed
 form Gemm(Wᵀ, X) (benchmarks/bench_sweep.py keeps it as a contender) puts B·T on onnxruntime's sgemm column
@@ -198,6 +199,59 @@ def evaluate(model: onnx.ModelProto, names: list[str], shapes_of: set[str], prob
         for name, value in zip(shapes_of, results[len(names):], strict=True):
             shapes[name].append(tuple(int(d) for d in value))
     return values, shapes
+
+
+# --- the causal mask, applied once ----------------------------------------------------------------------------
+
+MASKED = float(np.finfo(np.float32).min)  # what the traced attention writes where a key is masked
+
+
+def drop_repeated_causal_masks(model: onnx.ModelProto) -> int:
+    """Apply the causal mask once per layer instead of twice; return how many layers were rewritten.
+
+    The traced attention masks the scores twice: Where(causal, scores, min) with its own (T, T) slice of the
+    causal buffer, then Add(·, mask) with transformers' additive mask (0 where a key is visible, min where it is
+    not), which is causal too. Each is a pass over every (head, query, key) of every layer. Where the additive
+    mask is min at every key the Where hides (checked by evaluating both at SHAPE_PROBES), the Where changes
+    nothing the softmax can see: a hidden key's score becomes min either way, up to rounding at 3.4e38 (|score|
+    is far below its spacing there, 2e31), and exp(min - max) is 0, as exp(-inf) is. So the Add reads the
+    scores directly. Both masks must depend on shapes alone: then no token id can change what they hide."""
+    constants = {name: numpy_helper.to_array(init) for name, init in constant_tensors(model).items()}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    shape_only = shape_only_tensors(model)
+    graph_outputs = {output.name for output in model.graph.output}
+    candidates = []  # (Where, Add, the additive mask's name)
+    for where in (node for node in model.graph.node if node.op_type == "Where"):
+        condition, _, fill = where.input
+        readers = consumers.get(where.output[0], [])
+        fill_value = constants.get(fill)
+        if (fill_value is None or fill_value.size != 1 or float(fill_value.reshape(())) != MASKED
+                or condition not in shape_only or len(readers) != 1 or readers[0].op_type != "Add"
+                or where.output[0] in graph_outputs):
+            continue
+        add = readers[0]
+        mask = add.input[1] if add.input[0] == where.output[0] else add.input[0]
+        if mask in shape_only and mask != where.output[0]:
+            candidates.append((where, add, mask))
+    if not candidates:
+        return 0
+    values, _ = evaluate(model, sorted({name for where, _, mask in candidates for name in (where.input[0], mask)}),
+                         set(), SHAPE_PROBES)
+    rewritten = 0
+    for where, add, mask in candidates:
+        hides = [np.broadcast_arrays(~condition, additive) for condition, additive
+                 in zip(values[where.input[0]], values[mask])]
+        if all(additive.dtype == np.float32 and (additive[hidden] == MASKED).all() for hidden, additive in hides):
+            add.input[:] = [where.input[1] if name == where.output[0] else name for name in add.input]
+            rewritten += 1
+    drop_dead_nodes(model)
+    return rewritten
 
 
 def drop_dead_nodes(model: onnx.ModelProto) -> int:

@@ -133,20 +133,22 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
     # log p = logit - logsumexp over the vocabulary, taken only where it is read: a (V, B·T) log-softmax would
     # be a second table of the logits' size (50 MB at 128 positions), held in the arena for good. The logsumexp
     # is spelled out (max, shift, exp, sum, log) because onnxruntime's ReduceLogSumExp over the vocabulary axis
-    # was most of a knock-out request's time at 64 tokens (bench_intervene.txt); the shift by the max keeps exp in range.
+    # was most of a knock-out request's time at 64 tokens (bench_intervene.txt). Everything else reads the
+    # shifted logits, log p = (logit - max) - log Σ exp(logit - max), so the shift is the logits' last reader
+    # and onnxruntime writes it in place: one table of the logits' size, not two.
     top = g.op("ReduceMax", logits, axes=[0], keepdims=1)  # (1, B·T); axes is an attribute of ReduceMax in opset 17
-    total = g.op("ReduceSum", g.op("Exp", g.op("Sub", logits, top)), g.const([0]), keepdims=1)
-    normalizer = g.op("Add", g.op("Log", total), top)
+    shifted = g.op("Sub", logits, top)  # (V, B·T), at most 0: exp cannot overflow
+    normalizer = g.op("Log", g.op("ReduceSum", g.op("Exp", shifted), g.const([0]), keepdims=1))  # (1, B·T)
     batch_time = g.op("Shape", INPUT_IDS)
     # The token each position must predict: the next one; the last position has none (0 stands in, cut below).
     following = g.op("Pad", g.op("Slice", INPUT_IDS, g.const([1]), g.const([np.iinfo(np.int64).max]), g.const([1])),
                      g.const([0, 0, 0, 1]))
-    picked = g.op("GatherElements", logits, g.op("Reshape", following, g.const([1, -1])), axis=0)  # (1, B·T)
+    picked = g.op("GatherElements", shifted, g.op("Reshape", following, g.const([1, -1])), axis=0)  # (1, B·T)
     picked = g.op("Reshape", g.op("Sub", picked, normalizer), batch_time)  # (B, T)
     g.nodes.append(helper.make_node("Slice", [picked, g.const([0]), g.const([-1]), g.const([1])],
                                     [NEXT_TOKEN_LOGPROB], name="/lm_head/next"))
     by_position = g.op("Concat", g.const([vocab_size]), batch_time, axis=0)  # (V, B, T)
-    last = g.op("Slice", g.op("Reshape", logits, by_position), g.const([-1]), g.const([np.iinfo(np.int64).max]),
+    last = g.op("Slice", g.op("Reshape", shifted, by_position), g.const([-1]), g.const([np.iinfo(np.int64).max]),
                 g.const([2]))  # (V, B, 1)
     last_normalizer = g.op("Slice", g.op("Reshape", normalizer, g.op("Concat", g.const([1]), batch_time, axis=0)),
                            g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([2]))  # (1, B, 1)

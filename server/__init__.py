@@ -43,7 +43,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     registry = ModelRegistry(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"],
                              max_tokens=app.config["MAX_TOKENS"], max_chars=app.config["MAX_TEXT_CHARS"],
                              threads=app.config["ORT_THREADS"],
-                             long_sentence_tokens=app.config["LONG_SENTENCE_TOKENS"])
+                             long_sentence_tokens=app.config["LONG_SENTENCE_TOKENS"],
+                             micro_batch=app.config["MICRO_BATCH"])
     log_to_stderr_unless_configured()
     limit_malloc_arenas()
     registry.load_all()

@@ -56,6 +56,9 @@ SETTINGS = (
             "How many long sentences a worker computes at once; the others wait their turn, so memory stays bounded."),
     Setting("ORT_THREADS", int, None, "HEADS_ORT_THREADS",
             "onnxruntime intra-op threads per model; empty means one per core."),
+    Setting("MICRO_BATCH", int, 0, "HEADS_MICRO_BATCH",
+            "Most concurrent plain requests of one worker that run as one batch (fp32 models; a request that "
+            "finds the model idle runs at once). 0 or 1 runs each alone; benchmarks/bench_microbatch.py measures it."),
     Setting("RATE_LIMIT_PER_MINUTE", int, 0, "HEADS_RATE_LIMIT_PER_MINUTE",
             "Most /api/attention and /api/compare requests one client address may make per minute (bursts up to "
             "that many), "

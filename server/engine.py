@@ -23,6 +23,7 @@ from twelve_heads.modeldir import (BATCHABLE, BOS_TOKEN, GRAPH, HEAD_MASK, INPUT
                                    REEXPORT_HINT, RESIDUAL, TOKENIZER, attention_output, intervenes, read_manifest,
                                    verify_files)
 
+from .batcher import MicroBatcher
 from .intervene import Predictor, head_mask, shared_initializers
 
 # The engine's defaults; the server's settings (server/config.py) start from these, so the engine used alone
@@ -64,6 +65,7 @@ class Engine:
         self.predictor = predictor
         self.shared = shared or {}  # the embedding table both sessions read: must outlive them
         self.all_heads = head_mask(self.n_layer, self.n_head)[None] if predictor else None  # (1, L, H) of ones
+        self.batcher: MicroBatcher | None = None  # set by load(micro_batch=N): plain runs batched with concurrent ones
 
     name = property(lambda self: self.path.name)  # the directory is the identity; a copy may be renamed
     n_layer = property(lambda self: self.manifest["n_layer"])
@@ -74,8 +76,10 @@ class Engine:
 
     @classmethod
     def load(cls, path, max_tokens: int | None = None, max_chars: int = MAX_TEXT_CHARS, threads: int | None = None,
-             long_sentence_tokens: int = LONG_SENTENCE_TOKENS) -> "Engine":
-        """Open `path` (a models/NAME directory); raise ModelError naming the file and the fix if anything is off."""
+             long_sentence_tokens: int = LONG_SENTENCE_TOKENS, micro_batch: int = 0) -> "Engine":
+        """Open `path` (a models/NAME directory); raise ModelError naming the file and the fix if anything is off.
+        `micro_batch` > 1: concurrent plain runs of a batchable model share batches of up to that many
+        (server/batcher.py)."""
         path = Path(path)
         if not path.is_dir():
             raise ModelError(f"model directory {path} does not exist; export one with `twelve-heads export`")
@@ -86,13 +90,19 @@ class Engine:
         model_path = path / GRAPH
         shared = shared_initializers(path, manifest)
         session = open_session(model_path, threads, shared)
-        predictor = Predictor(path / PREDICT_GRAPH, open_session(path / PREDICT_GRAPH, threads, shared)) if intervention else None
+        predictor = None
+        if intervention:
+            predictor = Predictor(path / PREDICT_GRAPH,
+                                  open_session(path / PREDICT_GRAPH, threads, shared, memory_pattern=False))
         release_freed_memory()
         check_graph(session, manifest, model_path, intervention is not None)
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
-        return cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens, predictor, shared)
+        engine = cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens, predictor, shared)
+        if micro_batch > 1 and manifest.get(BATCHABLE) is True:
+            engine.batcher = MicroBatcher(engine, micro_batch)
+        return engine
 
     def attend(self, text: str, prepend_bos: bool = False) -> Attention:
         """Every head's attention for `text`; InputError (with what to do) when it cannot be computed."""
@@ -116,7 +126,13 @@ class Engine:
         """(L, H, T, T) attention for token ids; `mask` (L, H) knocks out the heads where it is 0 (needs
         can_intervene); `residual` (T, n_embd), when given, receives the stream entering the last block. Each
         layer's output is written straight into its slice of one array: no per-layer arrays to concatenate, so
-        a 1,024-token sentence costs one copy of 600 MB, not two."""
+        a 1,024-token sentence costs one copy of 600 MB, not two. With a batcher, a run with every head joins
+        the batch of whatever other threads are running (not a long one: it would cost its memory twice)."""
+        if mask is None and self.batcher is not None and not self.is_long(len(ids)):
+            attention, stream = self.batcher.run(ids)
+            if residual is not None:
+                residual[...] = stream
+            return attention
         return self.run_padded([ids], None if mask is None else mask[None],
                                None if residual is None else residual[None])[:, 0]
 
@@ -128,17 +144,27 @@ class Engine:
         copied out. A group is also cut where its padded attention would exceed BATCH_ATTENTION_BYTES, so a
         batch of long sentences costs no more memory than running them one at a time. A model whose manifest
         does not say it is batchable (int8; exports from before batching) runs them one at a time."""
+        return [attention for attention, _ in self.run_grouped(batch, residual=False)]
+
+    def run_batch_with_residual(self, batch: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """`run_batch`, each sentence with its residual stream (T_i, n_embd) when the graph has that output."""
+        return self.run_grouped(batch, residual=self.can_intervene)
+
+    def run_grouped(self, batch: list[list[int]], residual: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
         check_batch(batch, self.manifest["vocab_size"], self.max_tokens)
         order = sorted(range(len(batch)), key=lambda index: len(batch[index]))
-        results: list[np.ndarray | None] = [None] * len(batch)
+        results: list[tuple | None] = [None] * len(batch)
         long_run = False
         for group in self.groups([len(batch[index]) for index in order]):
             members = [order[position] for position in group]
-            attention = self.run_padded([batch[index] for index in members])  # (L, B, H, T, T)
+            longest = max(len(batch[index]) for index in members)
+            stream = np.empty((len(members), longest, self.manifest["n_embd"]), np.float32) if residual else None
+            attention = self.run_padded([batch[index] for index in members], None, stream)  # (L, B, H, T, T)
             long_run |= self.is_long(attention.shape[3], attention.shape[1])
             for row, index in enumerate(members):
                 n_tokens = len(batch[index])
-                results[index] = np.ascontiguousarray(attention[:, row, :, :n_tokens, :n_tokens])
+                results[index] = (np.ascontiguousarray(attention[:, row, :, :n_tokens, :n_tokens]),
+                                  None if stream is None else stream[row, :n_tokens].copy())
             del attention
         if long_run:
             release_freed_memory()
@@ -147,17 +173,20 @@ class Engine:
     def groups(self, lengths: list[int]) -> list[list[int]]:
         """Positions in `lengths` (ascending) cut into consecutive batches: at most BATCH_SENTENCES each, and
         no more padded attention than BATCH_ATTENTION_BYTES unless a sentence alone is that large."""
-        per_token_pair = 4 * self.n_layer * self.n_head  # float32 bytes of one (query, key) over every head
         most = BATCH_SENTENCES if self.manifest.get(BATCHABLE) is True else 1
         groups: list[list[int]] = []
         for position, n_tokens in enumerate(lengths):
             group = groups[-1] if groups else None
-            if (group is None or len(group) >= most
-                    or (len(group) + 1) * n_tokens ** 2 * per_token_pair > BATCH_ATTENTION_BYTES):
+            if group is None or len(group) >= most or not self.fits_in_one_batch(len(group) + 1, n_tokens):
                 groups.append([position])
             else:
                 group.append(position)
         return groups
+
+    def fits_in_one_batch(self, n_sentences: int, longest: int) -> bool:
+        """Whether n_sentences padded to `longest` tokens stay within BATCH_ATTENTION_BYTES of attention."""
+        per_token_pair = 4 * self.n_layer * self.n_head  # float32 bytes of one (query, key) over every head
+        return n_sentences * longest ** 2 * per_token_pair <= BATCH_ATTENTION_BYTES
 
     def run_padded(self, batch: list[list[int]], masks: np.ndarray | None = None,
                    residual: np.ndarray | None = None) -> np.ndarray:
@@ -295,9 +324,13 @@ def _glibc() -> ctypes.CDLL | None:
     return glibc if hasattr(glibc, "mallopt") and hasattr(glibc, "malloc_trim") else None
 
 
-def open_session(model_path: Path, threads: int | None, shared: dict | None = None) -> ort.InferenceSession:
-    """`shared`: {initializer name: OrtValue} that the session uses instead of loading its own copy."""
+def open_session(model_path: Path, threads: int | None, shared: dict | None = None,
+                 memory_pattern: bool = True) -> ort.InferenceSession:
+    """`shared`: {initializer name: OrtValue} that the session uses instead of loading its own copy.
+    `memory_pattern` False: no planned block per input shape, which predict.onnx's arena would otherwise keep
+    for each sentence length at its logits' size (bench_intervene.py measures the memory)."""
     options = ort.SessionOptions()
+    options.enable_mem_pattern = memory_pattern
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
     # onnxruntime's threads spin between a session's kernels (they wake faster) and, by default, go on spinning

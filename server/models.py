@@ -24,7 +24,7 @@ class ModelRegistry:
     def __init__(self, models_dir, default: str, **engine_options):
         self.models_dir = Path(models_dir)
         self.preferred = default
-        self.engine_options = engine_options  # Engine.load's: max_tokens, max_chars, threads, long_sentence_tokens
+        self.engine_options = engine_options  # Engine.load's: max_tokens, max_chars, threads, long_sentence_tokens, micro_batch
         self.engines: dict[str, Engine] = {}
         self.failures: dict[str, str] = {}
         self.failed_as: dict[str, tuple] = {}  # name -> the directory's fingerprint when it failed

@@ -222,7 +222,8 @@ def test_projections_stay_as_optimum_writes_them(tiny_model):
     bit-for-bit batching (export/optimize.py); only the rewrites the manifest lists were made."""
     import onnx
     manifest = json.loads((tiny_model / "manifest.json").read_text())
-    assert set(manifest["graph_rewrites"]) == {"shape_arithmetic", "identity_casts_dropped"}
+    assert set(manifest["graph_rewrites"]) == {"shape_arithmetic", "identity_casts_dropped",
+                                               "repeated_causal_masks_dropped"}
     graph = onnx.load(str(tiny_model / "model.onnx")).graph
     gemms = [node for node in graph.node if node.op_type == "Gemm"]
     assert len(gemms) == 5 and not any(node.op_type == "Transpose" and "_back" in node.name for node in graph.node)
@@ -256,6 +257,66 @@ def test_each_attention_output_is_written_by_its_softmax_not_copied_by_a_cast(ti
     attentions = [output.name for output in graph.output if output.name.startswith("attentions.")]
     assert [producers[name] for name in attentions] == ["Softmax"] * 2
     assert json.loads((tiny_model / "manifest.json").read_text())["graph_rewrites"]["identity_casts_dropped"] > 0
+
+
+def test_each_layer_masks_its_scores_once(tiny_model):
+    """The trace masks each layer's scores with a Where and then with the additive causal mask;
+    export/optimize.drop_repeated_causal_masks keeps the Add alone: every softmax reads Add(scores, mask)."""
+    import onnx
+    graph = onnx.load(str(tiny_model / "model.onnx")).graph
+    producers = {output: node for node in graph.node for output in node.output}
+    softmax_inputs = [producers[producers[output.name].input[0]] for output in graph.output
+                      if output.name.startswith("attentions.")]
+    assert [node.op_type for node in softmax_inputs] == ["Add"] * 2
+    assert not any(producers.get(name) is not None and producers[name].op_type == "Where"
+                   for node in softmax_inputs for name in node.input)
+    assert json.loads((tiny_model / "manifest.json").read_text())["graph_rewrites"]["repeated_causal_masks_dropped"] == 2
+
+
+def masked_scores_graph(additive: str):
+    """input_ids (B, T) → scores (B, 1, T, T) masked by Where(causal, scores, min), then Add(·, additive mask):
+    the traced attention's two masks, with the additive one either causal too or all zeros."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    minimum = numpy_helper.from_array(np.array(np.finfo(np.float32).min, np.float32), "minimum")
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    axes = numpy_helper.from_array(np.array([1, 2], np.int64), "axes")
+    one = helper.make_tensor("one", TensorProto.INT64, [1], [1])
+    nodes = [
+        helper.make_node("Shape", ["input_ids"], ["shape"], start=1, end=2),
+        helper.make_node("Concat", ["shape", "shape"], ["square"], axis=0),
+        helper.make_node("ConstantOfShape", ["square"], ["ones"], value=one),
+        helper.make_node("Trilu", ["ones"], ["lower"], upper=0),
+        helper.make_node("Cast", ["lower"], ["causal"], to=TensorProto.BOOL),
+        helper.make_node("Where", ["causal", "zero", "minimum"], ["causal_additive"]),
+        helper.make_node("Mul", ["causal_additive", "zero"], ["zeros_additive"]),
+        helper.make_node("Cast", ["input_ids"], ["values"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["values", "axes"], ["scores"]),  # (B, 1, 1, T): each key's score
+        helper.make_node("Where", ["causal", "scores", "minimum"], ["hidden"]),
+        helper.make_node("Add", ["hidden", additive], ["masked"]),
+    ]
+    graph = helper.make_graph(nodes, "masks", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "T"])],
+                              [helper.make_tensor_value_info("masked", TensorProto.FLOAT, None)], [minimum, zero, axes])
+    return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("additive, dropped", [("causal_additive", 1), ("zeros_additive", 0)])
+def test_the_where_goes_only_where_the_additive_mask_hides_the_same_keys(additive, dropped):
+    import onnxruntime as ort
+
+    from twelve_heads.export.optimize import drop_repeated_causal_masks
+
+    def softmax(scores):
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        return weights / weights.sum(axis=-1, keepdims=True)
+    model = masked_scores_graph(additive)
+    before = model.SerializeToString()
+    assert drop_repeated_causal_masks(model) == dropped
+    assert sum(node.op_type == "Where" for node in model.graph.node) == 2 - dropped
+    ids = np.array([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3]], dtype=np.int64)
+    run = [ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids})[0]
+           for graph in (before, model.SerializeToString())]
+    np.testing.assert_array_equal(softmax(run[0]), softmax(run[1]))
 
 
 B_T = [(1, 1), (2, 3), (3, 17)]  # (batch, length) at three probes
