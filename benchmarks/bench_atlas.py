@@ -1,16 +1,24 @@
 """The whole head atlas for GPT-2 small's shape, fp32, and the time of each part (target: 20 s on 2 cores).
 
-    python benchmarks/bench_atlas.py [--threads N] [--rounds 2] [--out benchmarks/results/bench_atlas.txt]
+    python benchmarks/bench_atlas.py [--threads N] [--rounds 2] [--reference] [--out benchmarks/results/bench_atlas.txt]
 
 Times `compute_atlas` end to end (the best of --rounds), then each of its parts on its own in the same process,
-in the order compute_atlas runs them: tokenizing the corpus, the engine over the corpus and over the probe
-(once without and once with <|endoftext|> first), labelling and scoring each item plain and sink-aware, the
-summaries, and writing atlas.json with its checksum. The model is common.py's random-initialised GPT-2 small
-(random weights cost what trained ones do). Prints the machine's load first: on a shared machine the numbers
-are only as good as the load is low, so run it when nothing else runs.
+in the order compute_atlas runs them: tokenizing the corpus (without and with <|endoftext|> first), the engine
+over both settings' items in the batches compute_atlas cuts, labelling and scoring each item plain and sink-aware,
+the summaries, and writing atlas.json with its checksum. The model is common.py's random-initialised GPT-2 small
+(random weights cost what trained ones do).
+
+--reference times the path it replaced beside each part, in the same run and turn about (batch by batch, item by
+item, the order swapped each time): the engine in the old batches (each setting on its own, 16 sentences of
+similar length at a time) and the old labelling (tests/atlas_reference.py: label_heads on each item, plain and
+sink-aware, each from the attention). Both labellings must give identical tallies; the script says whether.
+
+The engine's floor: the FLOPs of the padded tokens of the batches (common.attention_work) at this machine's sgemm
+rate. Prints the machine's load first: on a shared machine the numbers are only as good as the load is low.
 """
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -19,64 +27,85 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import QUIET, REPO, exported
+import numpy as np
+
+from common import QUIET, REPO, attention_work, exported, sgemm_gflops
 
 DEFAULT_OUT = None  # print only; --out also writes the table to a file
 TARGET_S = 20.0  # the issue's bar for the whole atlas on this 2-core machine
+REFERENCE_BATCH = 16  # the old batches: this many items of one setting, of similar length
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="onnxruntime threads")
     parser.add_argument("--rounds", type=int, default=2, help="end-to-end runs; the best is reported")
+    parser.add_argument("--reference", action="store_true", help="time the replaced path beside each part")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="also write the report to this file")
     args = parser.parse_args()
 
+    sys.path.insert(0, str(REPO / "tests"))
+    import atlas_reference  # the old labelling, kept in tests/ as the oracle
+
     from twelve_heads.server import atlas as atlas_module
-    from twelve_heads.server.atlas import (Tally, attention_of, batches, compute_atlas, probe_halves,
+    from twelve_heads.server.atlas import (Tally, add_item, attention_of, batches, compute_atlas, probe_halves,
                                            reference_items, summarize)
     from twelve_heads.server.atlas_file import write_atlas
     from twelve_heads.server.engine import Engine
 
     engine = Engine.load(exported(), threads=args.threads)
-    lines = [f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-             f"(1, 5, 15 min); onnxruntime threads {args.threads}; model {engine.name} "
-             f"({engine.n_layer} layers x {engine.n_head} heads, fp32)"]
+    gflops = sgemm_gflops()
+    lines = [f"machine: {os.cpu_count()} cores, sgemm {gflops:.0f} GFLOP/s (numpy, all cores), load average "
+             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min); onnxruntime threads {args.threads}; "
+             f"model {engine.name} ({engine.n_layer} layers x {engine.n_head} heads, fp32)"]
     engine.run([464] * 16)  # the session's first run allocates; the atlas never pays for it twice
 
     whole = []
     for _ in range(args.rounds):
+        QUIET.wait()
         started = time.perf_counter()
         atlas = compute_atlas(engine)
         whole.append(time.perf_counter() - started)
 
-    parts = {}
+    parts, reference = {}, {}
 
-    def timed(name, function, *arguments):
+    def timed(name, function, *arguments, into=parts):
         started = time.perf_counter()
         value = function(*arguments)
-        parts[name] = parts.get(name, 0.0) + time.perf_counter() - started
+        into[name] = into.get(name, 0.0) + time.perf_counter() - started
         return value
 
+    QUIET.wait()
     texts = json.loads(atlas_module.CORPUS_PATH.read_text())["items"]
     bos = engine.manifest["bos_token_id"]
     half = min(atlas_module.PROBE_LENGTH, (engine.n_positions - 1) // 2)
     halves = probe_halves(engine.manifest["vocab_size"], bos, half)
-    counts = {}
-    for prepend_bos in (False, True):
-        items, _ = timed("tokenize the corpus", reference_items, engine, texts, halves, prepend_bos)
-        tallies = {sink_aware: Tally(len(items), len(halves), engine.n_layer, engine.n_head) for sink_aware in (0, 1)}
-        for batch in batches(items):
-            probe = items[batch[0]].kind == atlas_module.PROBE_KIND
-            part = "engine: probe" if probe else "engine: corpus"
-            attentions = timed(part, attention_of, engine, [items[index].ids for index in batch])
-            counts[part] = counts.get(part, 0) + len(batch)
-            for sink_aware, tally in tallies.items():
-                name = "label and score, sink-aware" if sink_aware else "label and score"
-                for index, attention in zip(batch, attentions):
-                    timed(name, tally.add, index, items[index], attention, bool(sink_aware))
-        for sink_aware, tally in tallies.items():
-            timed("summarize the views", summarize, items, tally, prepend_bos, bool(sink_aware))
+    prepared = {prepend_bos: timed("tokenize the corpus", reference_items, engine, texts, halves, prepend_bos)[0]
+                for prepend_bos in (False, True)}
+    new_tallies, old_tallies = ({prepend_bos: {sink_aware: Tally(len(items), len(halves), engine.n_layer, engine.n_head)
+                                               for sink_aware in (False, True)} for prepend_bos, items in prepared.items()}
+                                for _ in range(2))
+    work = [(prepend_bos, index, item) for prepend_bos, items in prepared.items() for index, item in enumerate(items)]
+    new_batches = batches(engine, [len(item.ids) for _, _, item in work])
+    old_batches = reference_batches(engine, work) if args.reference else []
+    for turn, (new, old) in enumerate(itertools.zip_longest(new_batches, old_batches)):
+        runs = [("engine", new, parts), ("engine", old, reference)]
+        for name, batch, into in runs if turn % 2 else runs[::-1]:
+            if batch is None:
+                continue
+            members = [work[position] for position in batch]
+            attentions = timed(name, attention_of, engine, [item.ids for _, _, item in members], into=into)
+            if into is reference:
+                continue
+            for number, ((prepend_bos, index, item), attention) in enumerate(zip(members, attentions)):
+                labellings = [(add_item, new_tallies, parts)] + (
+                    [(atlas_reference.add_item, old_tallies, reference)] if args.reference else [])
+                for add, tallies, into_ in labellings if number % 2 else labellings[::-1]:
+                    timed("label and score, plain and sink-aware", add, tallies[prepend_bos], index, item, attention,
+                          into=into_)
+    for prepend_bos, items in prepared.items():
+        for sink_aware, tally in new_tallies[prepend_bos].items():
+            timed("summarize the views", summarize, items, tally, prepend_bos, sink_aware)
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / engine.name  # the manifest alone: writing the atlas hashes atlas.json, nothing else
         copy.mkdir()
@@ -84,21 +113,67 @@ def main() -> None:
         timed("write atlas.json + manifest", write_atlas, copy, atlas)
 
     best = min(whole)
+    n_items = len(work)
     lines += ["", f"whole atlas: best {best:.1f} s of {args.rounds} (all: {', '.join(f'{t:.1f}' for t in whole)} s); "
                   f"target {TARGET_S:.0f} s: {'met' if best <= TARGET_S else 'NOT met'}",
-              f"{atlas['views'][0]['items']} items per view (229 corpus + {len(halves)} probe of 2 x {half} tokens), "
-              "each run twice (without and with <|endoftext|>), each labelled twice (plain, sink-aware)", "",
-              "| part | s | share of the parts | per item ms |", "|---|---:|---:|---:|"]
+              f"{len(prepared[False])} items per setting ({len(prepared[False]) - len(halves)} corpus + {len(halves)} "
+              f"probe of 2 x {half} tokens), each run twice (without and with <|endoftext|>), each labelled twice "
+              "(plain, sink-aware)", ""]
+    real = sum(len(item.ids) for _, _, item in work)
+    floor = [engine_floor(engine, work, cut, gflops) for cut in (new_batches, old_batches or None)]
+    lines.append(f"engine: {len(new_batches)} runs, {floor[0][1]:,} padded tokens for {real:,} real; its floor "
+                 f"(FLOPs at sgemm {gflops:.0f} GFLOP/s) {floor[0][0]:.1f} s")
+    if args.reference:
+        lines.append(f"reference batches: {len(old_batches)} runs, {floor[1][1]:,} padded tokens; floor "
+                     f"{floor[1][0]:.1f} s")
+    lines += ["", "| part | s | share of the parts | per item ms |" + (" reference s | new / reference |"
+                                                                    if args.reference else ""),
+              "|---|---:|---:|---:|" + ("---:|---:|" if args.reference else "")]
     total = sum(parts.values())
     for name, seconds in parts.items():
-        per_item = f"{1000 * seconds / counts[name]:.1f}" if name in counts else ""
-        lines.append(f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {per_item} |")
-    lines.append(f"| sum of the parts | {total:.2f} | 100% | |")
+        per_item = f"{1000 * seconds / n_items:.1f}" if name in ("engine", "label and score, plain and sink-aware") else ""
+        row = f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {per_item} |"
+        if args.reference:
+            old = reference.get(name)
+            row += f" {old:.2f} | {seconds / old:.2f}× |" if old else " | |"
+        lines.append(row)
+    lines.append(f"| sum of the parts | {total:.2f} | 100% | |" + (
+        f" {total - sum(parts[name] for name in reference) + sum(reference.values()):.2f} | |" if args.reference else ""))
+    if args.reference:
+        same = all(np.array_equal(getattr(new_tallies[p][s], field), getattr(old_tallies[p][s], field))
+                   for p in prepared for s in (False, True) for field in ("labels", "scores", "previous", "induction"))
+        lines.append(f"\nthe new labelling and the reference gave {'identical' if same else 'DIFFERENT'} labels and "
+                     "scores on every item (the reference's sum takes its engine and labelling, the other parts as new)")
     lines += ["", QUIET.report()]
     report = "\n".join(lines)
     print(report)
     if args.out:
         args.out.write_text(report + "\n")
+
+
+def reference_batches(engine, work: list[tuple]) -> list[list[int]]:
+    """The batches the atlas ran before: each setting's items on their own, shortest first, REFERENCE_BATCH at a
+    time (run_batch then cut those whose padded attention is too large)."""
+    cut = []
+    for prepend_bos in (False, True):
+        positions = sorted((position for position, (setting, _, _) in enumerate(work) if setting == prepend_bos),
+                           key=lambda position: (len(work[position][2].ids), work[position][1]))
+        cut += [positions[start:start + REFERENCE_BATCH] for start in range(0, len(positions), REFERENCE_BATCH)]
+    return cut
+
+
+def engine_floor(engine, work: list[tuple], cut: list[list[int]] | None, gflops: float) -> tuple[float, int]:
+    """(s, padded tokens) of `cut` as the engine runs it (Engine.groups within each batch) at `gflops`."""
+    if not cut:
+        return 0.0, 0
+    seconds = padded = 0
+    for batch in cut:
+        lengths = sorted(len(work[position][2].ids) for position in batch)
+        for group in engine.groups(lengths):
+            n_tokens = lengths[group[-1]]
+            seconds += len(group) * attention_work(n_tokens)[0] / (gflops * 1e9)
+            padded += len(group) * n_tokens
+    return seconds, padded
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ In the sink-aware views, an item on which a head leaves nothing off the first to
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +36,8 @@ from twelve_heads import __version__
 from twelve_heads.modeldir import GRAPH
 
 from .detector import previous_token_pattern, tl_similarity_score
-from .engine import BATCH_SENTENCES
-from .heads import LABELS, SCORE_NAMES, label_heads
-from .scores import FIRST_SCORED_ROW, MIN_REPEAT_ROWS, without_first_token
+from .heads import LABELS, SCORE_NAMES, label_indices
+from .scores import FIRST_SCORED_ROW, MIN_REPEAT_ROWS, measure, validated, without_first_token
 
 ATLAS_VERSION = 1  # raised when a reader of an older version would misread a newer atlas.json
 CORPUS_PATH = Path(__file__).resolve().parent / "data" / "atlas_corpus.json"
@@ -49,7 +49,7 @@ PROBE_KIND = "probe"
 
 LONG_RANGE_MIN_TOKENS = 16  # 10 of the 14 scored rows reach 5+ tokens back: room for a head that looks farther
 USUAL_SHARE = 0.5  # a usual job holds on a majority of the items where it could show (the labeller's "most")
-BATCH_SIZE = BATCH_SENTENCES  # sentences of similar length per engine call (and per progress step)
+RUN_COST_TOKENS = 24  # an engine run costs about as much as this many more tokens (benchmarks/bench_atlas.py)
 DECIMALS = 4  # as label_heads reports its scores
 
 LABEL_INDEX = {label: index for index, label in enumerate(LABELS)}
@@ -67,6 +67,14 @@ RULES = {
     "usual": f"the consensus holds on at least {USUAL_SHARE:.0%} of the items where it could show and is not mixed",
     "sink_aware": "an item on which a head leaves nothing off the first token counts as broadcaster for it",
 }
+# Why a role that needs something cannot show on a sentence without it (can_show says whether): the page says it
+# beside a head whose usual job this sentence labels otherwise. The same conditions as RULES, for one sentence.
+WHY_NOT_HERE = {
+    "duplicate-token": f"this sentence has fewer than {MIN_REPEAT_ROWS} tokens that repeat an earlier one",
+    "induction": f"this sentence has fewer than {MIN_REPEAT_ROWS} tokens that repeat an earlier one",
+    "long-range": f"this sentence is shorter than {LONG_RANGE_MIN_TOKENS} tokens",
+}
+assert set(WHY_NOT_HERE) == {LABELS[label] for label in CONDITIONAL}
 
 
 @dataclass(frozen=True)
@@ -98,19 +106,23 @@ def compute_atlas(engine, progress=None) -> dict:
     halves = probe_halves(engine.manifest["vocab_size"], bos, half)
     settings = [False] if bos is None else [False, True]
     prepared = {prepend_bos: reference_items(engine, texts, halves, prepend_bos) for prepend_bos in settings}
-    total, done = sum(len(items) for items, _ in prepared.values()), 0
-    views = []
-    for prepend_bos, (items, _) in prepared.items():
-        tallies = {sink_aware: Tally(len(items), len(halves), engine.n_layer, engine.n_head)
-                   for sink_aware in (False, True)}
-        for batch in batches(items):
-            for index, attention in zip(batch, attention_of(engine, [items[index].ids for index in batch])):
-                for sink_aware, tally in tallies.items():
-                    tally.add(index, items[index], attention, sink_aware)
-            done += len(batch)
-            if progress:
-                progress(done, total)
-        views += [summarize(items, tallies[sink_aware], prepend_bos, sink_aware) for sink_aware in (False, True)]
+    tallies = {prepend_bos: {sink_aware: Tally(len(items), len(halves), engine.n_layer, engine.n_head)
+                             for sink_aware in (False, True)} for prepend_bos, (items, _) in prepared.items()}
+    # Both settings' items in one list, so that the engine's batches are cut across them: a sentence with
+    # <|endoftext|> first is as long as another sentence one token longer without it, and pads nothing beside it.
+    work = [(tallies[prepend_bos], index, item) for prepend_bos, (items, _) in prepared.items()
+            for index, item in enumerate(items)]
+    done = 0
+    for batch in batches(engine, [len(item.ids) for _, _, item in work]):
+        members = [work[position] for position in batch]
+        attentions = attention_of(engine, [item.ids for _, _, item in members])
+        for (view_tallies, index, item), attention in zip(members, attentions, strict=True):
+            add_item(view_tallies, index, item, attention)
+        done += len(batch)
+        if progress:
+            progress(done, len(work))
+    views = [summarize(items, tallies[prepend_bos][sink_aware], prepend_bos, sink_aware)
+             for prepend_bos, (items, _) in prepared.items() for sink_aware in (False, True)]
     kinds = {}
     for item in texts:
         kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
@@ -140,10 +152,26 @@ def attention_of(engine, batch: list[list[int]]) -> list[np.ndarray]:
     return engine.run_batch(batch)
 
 
-def batches(items: list[Item]) -> list[list[int]]:
-    """Item indices in batches of similar length (shortest first), so that a padded batch wastes little."""
-    order = sorted(range(len(items)), key=lambda index: (len(items[index].ids), index))
-    return [order[start:start + BATCH_SIZE] for start in range(0, len(order), BATCH_SIZE)]
+def batches(engine, lengths: list[int]) -> list[list[int]]:
+    """Positions in `lengths` cut into batches for the engine, each padded to its longest: the cut of the lengths,
+    shortest first, into batches the engine runs whole (Engine.groups) that pads the fewest tokens, each run
+    counted as RUN_COST_TOKENS more (what a run costs besides its tokens: reading the weights)."""
+    order = sorted(range(len(lengths)), key=lambda position: (lengths[position], position))
+    ascending = [lengths[position] for position in order]
+    cost = [0] + [math.inf] * len(order)  # cost[end]: of the cheapest cut of order[:end] ...
+    first = [0] * (len(order) + 1)  # ... whose last batch starts at first[end]
+    for end in range(1, len(order) + 1):
+        for start in range(end - 1, -1, -1):
+            if len(engine.groups(ascending[start:end])) > 1:
+                break  # the engine would cut it, and so any batch that starts earlier
+            candidate = cost[start] + RUN_COST_TOKENS + (end - start) * ascending[end - 1]
+            if candidate < cost[end]:
+                cost[end], first[end] = candidate, start
+    cuts, end = [], len(order)
+    while end:
+        cuts.append(order[first[end]:end])
+        end = first[end]
+    return cuts[::-1]
 
 
 def reference_items(engine, texts: list[dict], halves: list[list[int]], prepend_bos: bool) -> tuple[list[Item], int]:
@@ -213,18 +241,29 @@ class Tally:
         self.previous = np.zeros((n_items, n_layer, n_head))  # TransformerLens's previous-token detector
         self.induction = np.zeros((n_probe, n_layer, n_head))
 
-    def add(self, index: int, item: Item, attention: np.ndarray, sink_aware: bool) -> None:
-        heads = label_heads(attention, item.ids, sink_aware=sink_aware)
-        self.labels[index] = [[LABEL_INDEX[head["label"]] for head in layer] for layer in heads]
-        self.scores[index] = [[[head["scores"][name] for name in SCORE_NAMES] for head in layer] for layer in heads]
+    def add(self, index: int, item: Item, attention: np.ndarray, set_aside: tuple | None = None) -> None:
+        """Label and score one item's heads as label_heads does (its labels and rounded scores, without the reasons
+        the atlas does not keep). `set_aside`: without_first_token(attention) for the sink-aware view, else None."""
+        sink_aware = set_aside is not None
+        measured = measure(attention, item.ids, sink_aware, set_aside)
+        self.labels[index] = label_indices(measured)
+        self.scores[index] = np.round(np.stack([measured[name] for name in SCORE_NAMES], axis=-1), DECIMALS)
         seen = attention
         if sink_aware:
-            seen, has_mass = without_first_token(attention)  # as label_heads sees it
+            seen, has_mass = set_aside  # as the labeller saw it
             nothing_left = ~has_mass[..., FIRST_SCORED_ROW:].any(axis=-1)  # (L, H)
             self.labels[index][nothing_left] = BROADCASTER
         self.previous[index] = tl_similarity_score(seen, previous_token_pattern(len(item.ids)))
         if item.probe_half:
             self.induction[item.probe_index] = arena_induction_score(seen, item.probe_half, item.start)
+
+
+def add_item(tallies: dict[bool, Tally], index: int, item: Item, attention: np.ndarray) -> None:
+    """One item into the plain and the sink-aware tally: its attention checked once, and its first column set aside
+    once for both the sink-aware labels and the sink-aware detector scores."""
+    attention = validated(attention, item.ids)
+    tallies[False].add(index, item, attention)
+    tallies[True].add(index, item, attention, without_first_token(attention))
 
 
 def summarize(items: list[Item], tally: Tally, prepend_bos: bool, sink_aware: bool) -> dict:

@@ -7,6 +7,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from .atlas import WHY_NOT_HERE
 from .heads import LABELS
 
 LITERATURE_PATH = Path(__file__).resolve().parent / "data" / "gpt2_small_literature.json"
@@ -20,14 +21,16 @@ CIRCUIT_ROLE = ("{role} is a role in a circuit (what the head writes and what th
 
 
 def served_view(atlas: dict, view: dict, manifest: dict, model: str) -> dict:
-    """The /api/atlas response for one view: the atlas's description of itself, the view, each head's
-    `usually` sentence, and the literature (None unless the manifest's source is GPT-2 small)."""
+    """The /api/atlas response for one view: the atlas's description of itself, why each role that needs something
+    cannot show on a sentence that lacks it, the view, each head's `usually` sentence, and the literature (None
+    unless the manifest's source is GPT-2 small)."""
     heads = [[{**head, "usually": usually(head, view)} for head in layer] for layer in view["heads"]]
     return {
         "model": model,
         "source": manifest.get("source"),
         "synthetic": manifest["synthetic"],
         **{key: atlas[key] for key in ("atlas_version", "labels", "score_names", "corpus", "probe", "rules")},
+        "why_not_here": WHY_NOT_HERE,  # the server's rule today, not the file's: it speaks of the page's sentence
         **{key: view[key] for key in ("prepend_bos", "sink_aware", "items", "corpus_items", "probe_items",
                                       "can_show", "summary", "layers")},
         "heads": heads,

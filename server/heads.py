@@ -101,7 +101,7 @@ NOTHING_SCORED = {1: "one token gives nothing to choose from",
 NOTHING_LEFT = "all attention sits on the first token; nothing is left once it is set aside"
 
 
-# --- the rules, one head at a time ----------------------------------------------------------------------------
+# --- the rules: one head at a time (decide), and every head at once (label_indices) ------------------------
 
 def decide(strength: dict[str, float]) -> tuple[str, float, str | None]:
     """One head with at least one scored row -> (label, confidence, runner-up or None). `strength` holds each
@@ -121,6 +121,28 @@ def decide(strength: dict[str, float]) -> tuple[str, float, str | None]:
     rival = max(RIVALS[label], key=strength.get)
     close = strength[rival] > 0 and strength[rival] >= strength[label] - RUNNER_UP_MARGIN
     return label, strength[label], rival if close else None
+
+
+def label_indices(measured: dict[str, np.ndarray]) -> np.ndarray:  # -> (L, H) indices into LABELS
+    """The label `label_heads` gives each head, as an index into LABELS, for every head at once: `decide`'s rules
+    on arrays, for the atlas, which labels every head of every item and needs no reasons (tests/test_atlas_fast.py
+    holds the two to each other). `measured` is what scores.measure returns."""
+    strength = np.stack([measured[name] for name in STRENGTH_OF.values()], axis=-1)  # (L, H, 8) in LABELS order
+    focused, ranged = _largest_passing(strength, FOCUSED), _largest_passing(strength, RANGES)
+    diffuse, mixed = LABELS.index("diffuse"), LABELS.index("mixed")
+    nothing_scored = measured["scored_rows"] == 0
+    return np.select([nothing_scored, focused >= 0, strength[..., diffuse] >= DIFFUSE_ENTROPY, ranged >= 0],
+                     [mixed, focused, diffuse, ranged], default=mixed)
+
+
+def _largest_passing(strength: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:  # (..., 8) -> (...)
+    """Of `labels` (in LABELS order), the index of the one with the largest strength among those at DOMINANT or
+    more, the first of equals as decide's max() takes it; -1 where none is."""
+    columns = np.array([LABELS.index(label) for label in labels])
+    candidates = strength[..., columns]
+    passing = candidates >= DOMINANT
+    largest = np.where(passing, candidates, -np.inf).argmax(axis=-1)  # argmax: the first of equals
+    return np.where(passing.any(axis=-1), columns[largest], -1)
 
 
 def reason(label: str, strength: dict[str, float], evidence: "HeadEvidence") -> str:

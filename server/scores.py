@@ -35,22 +35,27 @@ STOCHASTIC_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; 1e-3 
 WHOLE_ARRAY_BYTES = 32 * 2**20
 ROW_SCORES = ("first", "self", "previous", "local", "long_range", "distance", "entropy")  # averages of per-row values
 
-def measure(attention: np.ndarray, ids, sink_aware: bool) -> dict[str, np.ndarray]:
+def measure(attention: np.ndarray, ids, sink_aware: bool,
+            set_aside: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every head's scores and labelling evidence, (L, H) each: ROW_SCORES, duplicate_token and induction (the
     TransformerLens scores), mean_distance_tokens, scored_rows, and for duplicate and induction the lift over
     chance (`_focus`), the share on the targets (`_share`) and the rows it was measured on (`_rows`). Once the
-    array is over WHOLE_ARRAY_BYTES, one layer at a time."""
+    array is over WHOLE_ARRAY_BYTES, one layer at a time. `set_aside`, sink-aware only: what
+    without_first_token(attention) returns, when the caller has it already (the atlas needs it besides)."""
     sentence = _sentence(ids, attention.shape[-1], attention.dtype, sink_aware)
     if attention.nbytes <= WHOLE_ARRAY_BYTES:
-        return _measure(attention, sentence, sink_aware)
-    parts = [_measure(attention[layer:layer + 1], sentence, sink_aware) for layer in range(attention.shape[0])]
+        return _measure(attention, sentence, sink_aware, set_aside)
+    parts = [_measure(attention[layer:layer + 1], sentence, sink_aware,
+                      None if set_aside is None else tuple(part[layer:layer + 1] for part in set_aside))
+             for layer in range(attention.shape[0])]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def _measure(attention: np.ndarray, sentence: _Sentence, sink_aware: bool) -> dict[str, np.ndarray]:
+def _measure(attention: np.ndarray, sentence: _Sentence, sink_aware: bool,
+             set_aside: tuple[np.ndarray, np.ndarray] | None) -> dict[str, np.ndarray]:
     """Scores and labelling evidence, (L, H) each."""
     n_layers, n_heads = attention.shape[:2]
-    rows, tl_scores, has_mass = _per_row(attention, sentence, sink_aware)
+    rows, tl_scores, has_mass = _per_row(attention, sentence, sink_aware, set_aside)
     means, counted = _averages(rows | sentence.chance, sentence.over, has_mass)
 
     def heads(values):  # (N,) -> (L, H)
@@ -71,14 +76,15 @@ def _measure(attention: np.ndarray, sentence: _Sentence, sink_aware: bool) -> di
     return measured
 
 
-def _per_row(attention: np.ndarray, sentence: _Sentence, sink_aware: bool) -> tuple[dict, np.ndarray, np.ndarray]:
+def _per_row(attention: np.ndarray, sentence: _Sentence, sink_aware: bool,
+             set_aside: tuple[np.ndarray, np.ndarray] | None) -> tuple[dict, np.ndarray, np.ndarray]:
     """{name: (N, T)} each row's value for N = L * H heads, the (2, N) TransformerLens scores, and (sink-aware;
     else None) the (N, T) rows with mass left. A function of its own so that its temporaries, each as big as the
     attention, are gone before the averages are taken."""
     n_layers, n_heads, n_tokens = attention.shape[:3]
     has_mass = None
     if sink_aware:
-        attention, has_mass = without_first_token(attention)
+        attention, has_mass = without_first_token(attention) if set_aside is None else set_aside
         has_mass = has_mass.reshape(-1, n_tokens).astype(np.float64)
     flat = attention.reshape(n_layers * n_heads, n_tokens, n_tokens)  # (N, T, T)
 

@@ -7,11 +7,9 @@
 const ATLAS_URL = "/api/atlas";
 const REPEAT_ROLES = ["duplicate-token", "induction"];
 
-export const WHY_NOT_HERE = {  // why a usual job cannot show on a sentence (the server's can_show says whether)
-  "duplicate-token": "this sentence repeats too few of its tokens",
-  "induction": "this sentence repeats too few of its tokens",
-  "long-range": "this sentence is too short for it",
-};
+// Why a usual job cannot show on a sentence comes from the server (/api/atlas why_not_here, beside the rule that
+// can_show applies); a server from before it sends none, and the page then says only this much.
+export const NO_REASON_SENT = "this sentence gives it nothing to do";
 
 /** The view of the atlas matching the page's model and toggles, fetched once per key; `onChange` is called
     (to schedule a draw) when it arrives or fails. A 404 is a model without an atlas: its message says how to
@@ -66,14 +64,16 @@ export function usualJob(head) {
 }
 
 /** The line beside a thumbnail or the focused head: its usual job and this sentence's label, and, when they
-    differ because this sentence gives the usual job nothing to do, why.
-    "usually induction (88%); here: broadcaster — this sentence repeats too few of its tokens" */
-export function usuallyHere(head, hereLabel, canShow) {
+    differ because this sentence gives the usual job nothing to do (`canShow`, from /api/attention), why, in the
+    server's words (`whyNotHere`, the atlas's why_not_here).
+    "usually induction (88%); here: broadcaster — this sentence has fewer than 3 tokens that repeat an earlier one" */
+export function usuallyHere(head, hereLabel, canShow, whyNotHere) {
   if (!head) return "";
   const usual = usualJob(head);
   if (!hereLabel) return usual;
   if (head.consensus === hereLabel) return `${usual}; here too`;
-  const why = head.usual && canShow && canShow[head.consensus] === false ? ` — ${WHY_NOT_HERE[head.consensus]}` : "";
+  const excused = head.usual && canShow && canShow[head.consensus] === false;
+  const why = excused ? ` — ${whyNotHere?.[head.consensus] || NO_REASON_SENT}` : "";
   return `${usual}; here: ${hereLabel}${why}`;
 }
 

@@ -60,7 +60,8 @@ export function drawAtlasFocus(state) {
   const head = atlas.status === "ready" ? atlasHead(atlas.data, layer, index) : null;
   const info = result.heads[layer][index];
   const here = headTag(info, result, glossary).name;
-  parts.usuallyLine.textContent = head && !hide ? usuallyHere(head, here, result.can_show) : "";
+  parts.usuallyLine.textContent = head && !hide ? usuallyHere(head, here, result.can_show, atlas.data.why_not_here)
+    : "";
   parts.usuallyLine.classList.toggle("differs", !hide && differsHere(head, here));
   parts.message.hidden = Boolean(head) && !hide;
   parts.message.textContent = hide ? "Hidden while you predict." : atlas.status === "missing" ? atlas.message

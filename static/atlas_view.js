@@ -82,9 +82,10 @@ export function drawAtlasThumbs(thumbs, state) {
     const here = info ? headTag(info, result, glossary).name : null;
     thumb.note.textContent = head ? usualJob(head) : "";
     thumb.note.classList.toggle("differs", differsHere(head, here));
-    thumb.note.title = head ? usuallyHere(head, here, result?.can_show) : "";
+    const line = head ? usuallyHere(head, here, result?.can_show, atlas.data.why_not_here) : "";
+    thumb.note.title = line;
     if (head) thumb.button.setAttribute("aria-label", `${thumb.button.getAttribute("aria-label")}. ` +
-      `Across the corpus: ${usuallyHere(head, here, result?.can_show)}`);
+      `Across the corpus: ${line}`);
   });
 }
 

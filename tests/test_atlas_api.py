@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, TROPHY
 from twelve_heads.modeldir import ATLAS, MANIFEST, file_sha256
 from twelve_heads.server import create_app
-from twelve_heads.server.atlas import LONG_RANGE_MIN_TOKENS, compute_atlas
+from twelve_heads.server.atlas import LONG_RANGE_MIN_TOKENS, RULES, WHY_NOT_HERE, compute_atlas
 from twelve_heads.server.atlas_api import ATLAS_FIELDS
 from twelve_heads.server.atlas_file import read_atlas, write_atlas
 from twelve_heads.server.atlas_view import LITERATURE_PATH
@@ -196,6 +196,18 @@ def test_the_served_atlas_is_checked_against_its_file_once_per_change(client, mo
     assert store.entries[models_dir / "wide"] is first
     assert file_sha256(models_dir / "wide" / ATLAS) == json.loads(
         (models_dir / "wide" / MANIFEST).read_text())["files"][ATLAS]
+
+
+@pytest.mark.parametrize("query", ["", "&prepend_bos=1", "&sink_aware=1", "&prepend_bos=1&sink_aware=1"])
+def test_every_view_says_why_a_role_cannot_show_on_a_sentence_without_what_it_needs(client, models_dir, query):
+    """why_not_here, beside rules: the server's reasons (server/atlas.py, their one home), one for each role that
+    can_show judges, so the page keeps no copy. They speak of the page's sentence under the server's rule today,
+    so they come from the server, not from atlas.json (an atlas written before them gets them too)."""
+    body = client.get(f"/api/atlas?model=wide{query}").json
+    assert "why_not_here" not in read_atlas(models_dir / "wide")
+    assert body["why_not_here"] == WHY_NOT_HERE
+    assert set(body["why_not_here"]) == set(client.post("/api/attention", json={"text": TROPHY}).json["can_show"])
+    assert body["rules"] == RULES
 
 
 def test_readme_documents_every_atlas_field():

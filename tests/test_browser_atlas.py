@@ -26,10 +26,6 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 360, "height": 800}
 DESKTOP = {"width": 1280, "height": 900}
-# Why a usual job cannot show on a sentence, as the page words it (static/atlas.js WHY_NOT_HERE).
-WHY_NOT_HERE = {"duplicate-token": "this sentence repeats too few of its tokens",
-                "induction": "this sentence repeats too few of its tokens",
-                "long-range": "this sentence is too short for it"}
 
 
 def copy_with_manifest(model, target, change):
@@ -92,10 +88,11 @@ def usual_job(head):
     return f"no usual job (most often {head['consensus']}, {share_of(head)}%)"
 
 
-def usually_here(head, here, can_show):
+def usually_here(head, here, can_show, why_not_here):
+    """The page's line, with the server's reason (/api/atlas why_not_here) where this sentence cannot show the job."""
     if head["consensus"] == here:
         return f"{usual_job(head)}; here too"
-    why = f" — {WHY_NOT_HERE[head['consensus']]}" if head["usual"] and can_show.get(head["consensus"]) is False else ""
+    why = f" — {why_not_here[head['consensus']]}" if head["usual"] and can_show.get(head["consensus"]) is False else ""
     return f"{usual_job(head)}; here: {here}{why}"
 
 
@@ -235,7 +232,7 @@ def test_every_thumbnail_shows_the_usual_job_and_marks_where_this_sentence_diffe
         head, here = atlas["heads"][layer][index], result["heads"][layer][index]["label"]
         assert note["text"] == usual_job(head)
         assert note["differs"] == (head["usual"] and head["consensus"] != here)
-        assert note["title"] == usually_here(head, here, result["can_show"])
+        assert note["title"] == usually_here(head, here, result["can_show"], atlas["why_not_here"])
     if model == "demo" and layer == 5:
         assert any(note["differs"] for note in notes), "the trophy sentence repeats nothing for layer 5's induction heads"
     if model == "wide":
@@ -250,7 +247,7 @@ def test_the_focused_head_shows_its_usual_job_beside_this_sentence_and_the_evide
     page = opened(tab, "demo", layer=layer, head=index)
     head, here = atlas["heads"][layer][index], result["heads"][layer][index]["label"]
     assert page.text_content("#focus-usually") == (
-        f"usually induction ({share_of(head)}%); here: {here} — this sentence repeats too few of its tokens")
+        f"usually induction ({share_of(head)}%); here: {here} — {atlas['why_not_here']['induction']}")
     assert "differs" in page.get_attribute("#focus-usually", "class")
     assert page.text_content(".atlas-usually") == f"Usually: {head['usually']}."
     shown = page.evaluate("""() => [...document.querySelectorAll('.profile-list li')].map((item) =>
@@ -271,6 +268,27 @@ def test_the_focused_head_shows_its_usual_job_beside_this_sentence_and_the_evide
         f"How it was counted: induction is counted only where it could show: on {head['consensus_of']} of the "
         f"{atlas['items']} items ({atlas['rules']['induction']}).")
     assert page.is_hidden(".atlas-literature"), "the demo is not GPT-2 small"
+
+
+def test_without_the_servers_reasons_the_focused_head_still_says_the_sentence_gives_it_nothing_to_do(tab, server):
+    """An atlas response without why_not_here (a server from before it): the real response, that field taken out
+    on its way to the page."""
+    atlas, result = atlas_of(server, "demo"), summary(server, TROPHY, model="demo")
+    layer, index = next((layer, index) for layer, heads in enumerate(atlas["heads"]) for index, head in enumerate(heads)
+                        if head["consensus"] == "induction" and result["heads"][layer][index]["label"] != "induction")
+
+    def without_reasons(route):
+        response = route.fetch()
+        body = response.json()
+        del body["why_not_here"]
+        route.fulfill(status=response.status, json=body)
+
+    tab.page.route("**/api/atlas?*", without_reasons)
+    page = opened(tab, "demo", layer=layer, head=index)
+    fallback = page.evaluate("async () => (await import('/static/atlas.js')).NO_REASON_SENT")
+    here = result["heads"][layer][index]["label"]
+    assert page.text_content("#focus-usually") == (
+        f"usually induction ({share_of(atlas['heads'][layer][index])}%); here: {here} — {fallback}")
 
 
 def test_the_focused_head_on_a_repeated_phrase_says_here_too(tab, server):

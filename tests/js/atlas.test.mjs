@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { atlasHead, atlasKey, broadcastersLine, corpusSummary, countedLine, detectorRows, differsHere, literatureOf,
-  mapCell, mapCellText, outsideRange, percent, profileOf, rangeText, usualJob, usuallyHere, verdictSign }
+  mapCell, mapCellText, NO_REASON_SENT, outsideRange, percent, profileOf, rangeText, usualJob, usuallyHere, verdictSign }
   from "../../static/atlas.js";
 
 const induction = { consensus: "induction", consensus_share: 0.8797, consensus_count: 152, consensus_of: 173,
@@ -11,27 +11,39 @@ const induction = { consensus: "induction", consensus_share: 0.8797, consensus_c
 const mixed = { consensus: "mixed", consensus_share: 0.41, consensus_count: 98, consensus_of: 239, usual: false,
                 usually: "no usual job: most often mixed, on 41% of 239 items" };
 
-test("a head whose usual job cannot show on this sentence says why", () => {
+// As /api/atlas serves them (why_not_here); the words are the server's, the page only places them.
+const whyNotHere = { "duplicate-token": "it repeats nothing", "induction": "it repeats nothing",
+                     "long-range": "it is short" };
+
+test("a head whose usual job cannot show on this sentence says why, in the server's words", () => {
   const canShow = { "long-range": true, "duplicate-token": false, "induction": false };
-  assert.equal(usuallyHere(induction, "broadcaster", canShow),
-               "usually induction (88%); here: broadcaster — this sentence repeats too few of its tokens");
+  assert.equal(usuallyHere(induction, "broadcaster", canShow, whyNotHere),
+               "usually induction (88%); here: broadcaster — it repeats nothing");
+});
+
+test("an atlas without the server's reasons still says that the sentence gives the job nothing to do", () => {
+  const canShow = { "long-range": true, "duplicate-token": false, "induction": false };
+  for (const reasons of [undefined, {}]) {
+    assert.equal(usuallyHere(induction, "broadcaster", canShow, reasons),
+                 `usually induction (88%); here: broadcaster — ${NO_REASON_SENT}`);
+  }
 });
 
 test("a head doing something else where its job could show gives no excuse", () => {
   const canShow = { "long-range": true, "duplicate-token": true, "induction": true };
-  assert.equal(usuallyHere(induction, "broadcaster", canShow), "usually induction (88%); here: broadcaster");
-  assert.equal(usuallyHere(induction, "induction", canShow), "usually induction (88%); here too");
+  assert.equal(usuallyHere(induction, "broadcaster", canShow, whyNotHere), "usually induction (88%); here: broadcaster");
+  assert.equal(usuallyHere(induction, "induction", canShow, whyNotHere), "usually induction (88%); here too");
 });
 
 test("a long-range head on a short sentence is excused by its length", () => {
   const head = { ...induction, consensus: "long-range" };
-  assert.equal(usuallyHere(head, "local", { "long-range": false }),
-               "usually long-range (88%); here: local — this sentence is too short for it");
+  assert.equal(usuallyHere(head, "local", { "long-range": false }, whyNotHere),
+               "usually long-range (88%); here: local — it is short");
 });
 
 test("a head with no usual job says so, and nothing is excused", () => {
   assert.equal(usualJob(mixed), "no usual job (most often mixed, 41%)");
-  assert.equal(usuallyHere(mixed, "diagonal", { "induction": false }), "no usual job (most often mixed, 41%); here: diagonal");
+  assert.equal(usuallyHere(mixed, "diagonal", { "induction": false }, whyNotHere), "no usual job (most often mixed, 41%); here: diagonal");
 });
 
 test("no atlas, no line", () => {
