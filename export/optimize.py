@@ -33,6 +33,15 @@ def constant_tensors(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
     return initializers
 
 
+def readers_of(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """{tensor name: the nodes that read it}, in graph order."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
 def add_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> str:
     model.graph.initializer.append(numpy_helper.from_array(value, name))
     return name
@@ -93,10 +102,7 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> dict:
     """
     shape_only = shape_only_tensors(model)
     producers = {output: node for node in model.graph.node for output in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = readers_of(model)
     graph_outputs = {output.name for output in model.graph.output}
     frontier = [name for name, node in producers.items()
                 if name in shape_only and node.op_type not in ("Constant", "Identity")
@@ -220,10 +226,7 @@ def drop_repeated_causal_masks(model: onnx.ModelProto) -> int:
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = readers_of(model)
     shape_only = shape_only_tensors(model)
     graph_outputs = {output.name for output in model.graph.output}
     candidates = []  # (Where, Add, the additive mask's name)
