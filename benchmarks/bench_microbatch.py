@@ -22,8 +22,9 @@ from pathlib import Path
 
 from bench_server import Server, sentence, throughput, timed
 from common import QUIET, exported, sgemm_gflops
+from twelve_heads.server.engine import BATCH_SENTENCES
 
-MICRO_BATCH = 16  # the batch bench_batch.py found best for bulk scoring (BATCH_SENTENCES)
+MICRO_BATCH = BATCH_SENTENCES  # the batch bench_batch.py found best for bulk scoring
 THROUGHPUT_TARGET, LONE_P50_SLACK_MS = 1.3, 1.0
 
 
