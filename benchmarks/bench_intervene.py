@@ -30,10 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import MODELS, QUIET, REPO, WORDS, exported
+from common import MODELS, QUIET, REPO, WORDS, attention_work, exported, predict_work
+from twelve_heads.server.config import DEFAULTS
 
 KNOCKED_OUT = [[1, 3], [5, 7], [9, 2]]
 ANOTHER = [[2, 2]]  # knocked out first in the "again" state
+LONGEST = DEFAULTS["MAX_PACKED_ALL_LAYERS_TOKENS"]  # the memory table's long request: the longest "ablate" takes
+LONGEST_PREDICTION = 1000  # then one prediction alone, of a sentence near GPT-2's 1,024 positions
 SETTLE_S = 0.05
 
 MEMORY_PROBE = r"""
@@ -54,7 +57,15 @@ for n_tokens in {lengths!r}:
         if {predict!r}:
             client.post("/api/attention", json={{"text": text, "format": "packed", "predict": True,
                                                  "ablate": {knocked!r}}})
-print(json.dumps({{"loaded_mb": loaded, "warm_mb": status("VmRSS"), "peak_mb": status("VmHWM")}}))
+warm, peak = status("VmRSS"), status("VmHWM")
+text = " ".join(rng.choice(words) for _ in range({longest!r}))  # the longest sentence "ablate" takes
+client.post("/api/attention", json={{"text": text, "format": "packed", **({{"predict": True, "ablate": {knocked!r}}}
+                                                                          if {predict!r} else {{}})}})
+long = status("VmRSS")
+text = " ".join(rng.choice(words) for _ in range({longest_prediction!r}))  # "predict" alone takes any length
+client.post("/api/attention", json={{"text": text, "format": "packed", "layer": 0, "predict": {predict!r}}})
+print(json.dumps({{"loaded_mb": loaded, "warm_mb": warm, "peak_mb": peak, "long_mb": long,
+                  "longest_mb": status("VmRSS")}}))
 """
 
 
@@ -90,6 +101,15 @@ def attention_only(model_dir: Path, target: Path) -> Path:
         manifest.pop(key, None)
     write_manifest(target, manifest)
     return target
+
+
+def work_ratios(n_tokens: int) -> dict[str, float]:
+    """Each knock-out state's FLOPs over the plain request's: what the ratio would be if every part ran at the
+    same rate. cold: both passes and both predictions; after a look: the ablated pass and both predictions;
+    again: the ablated pass and its prediction."""
+    attention, predict = attention_work(n_tokens)[0], predict_work(n_tokens)
+    return {"cold": 2 + 2 * predict / attention, "after a look": 1 + 2 * predict / attention,
+            "again": 1 + predict / attention}
 
 
 def sentence(rng: random.Random, n_tokens: int) -> str:
@@ -147,7 +167,8 @@ def memory(model_dir: Path, lengths: list[int], predict: bool) -> dict:
     with tempfile.TemporaryDirectory() as alone:
         (Path(alone) / model_dir.name).symlink_to(model_dir.resolve(), target_is_directory=True)
         probe = MEMORY_PROBE.format(repo=str(REPO), words=WORDS, models=alone, model=model_dir.name, lengths=lengths,
-                                    predict=predict, knocked=KNOCKED_OUT)
+                                    predict=predict, knocked=KNOCKED_OUT, longest=LONGEST,
+                                    longest_prediction=LONGEST_PREDICTION)
         return json.loads(subprocess.run([sys.executable, "-"], input=probe, capture_output=True, text=True,
                                          check=True, env={**os.environ, "HEADS_CACHE_BYTES": str(64 * 2**20)}).stdout)
 
@@ -159,6 +180,8 @@ def main() -> None:
     parser.add_argument("--lengths", default="16,64")
     parser.add_argument("--int8", action="store_true", help="also measure the int8 export's memory")
     parser.add_argument("--memory-only", action="store_true", help="only the memory table")
+    parser.add_argument("--compare-with", type=Path, help="another export of the fp32 model (an earlier commit's) "
+                        "whose memory is measured in the same run")
     args = parser.parse_args()
     lengths = [int(n) for n in args.lengths.split(",")]
 
@@ -188,8 +211,8 @@ def main() -> None:
         clients = {name: create_app({"MODELS_DIR": str(path.parent), "DEFAULT_MODEL": path.name, **settings}
                                     ).test_client() for name, path in (("new", model_dir), ("before", before_dir))}
         print()
-        print(f"| T | before {unit} | plain | plain / before | predict + 3 out: cold | / plain | after a look | "
-              "/ plain | again | / plain |")
+        print(f"| T | before {unit} | plain | plain / before | predict + 3 out: cold | / plain (work) | after a look | "
+              "/ plain (work) | again | / plain (work) |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n_tokens in lengths:
             medians = interleaved(contenders(clients, n_tokens, rng), args.rounds, args.per_round, clock)
@@ -197,23 +220,33 @@ def main() -> None:
             ratio = {name: statistics.median(a / b for a, b in zip(medians[name], medians[base]))
                      for name, base in (("plain", "before"), ("cold", "plain"), ("after a look", "plain"),
                                         ("again", "plain"))}
+            work = work_ratios(n_tokens)
             print(f"| {n_tokens} | {ms['before']:.1f} | {ms['plain']:.1f} | {ratio['plain']:.3f}× | {ms['cold']:.1f} | "
-                  f"{ratio['cold']:.2f}× | {ms['after a look']:.1f} | {ratio['after a look']:.2f}× | "
-                  f"{ms['again']:.1f} | {ratio['again']:.2f}× |")
+                  f"{ratio['cold']:.2f}× ({work['cold']:.2f}×) | {ms['after a look']:.1f} | "
+                  f"{ratio['after a look']:.2f}× ({work['after a look']:.2f}×) | {ms['again']:.1f} | "
+                  f"{ratio['again']:.2f}× ({work['again']:.2f}×) |")
         del clients
-    print("\n(each figure: the median over rounds of a round's median; ratios: the median of the rounds' ratios)")
+    print("\n(each figure: the median over rounds of a round's median; ratios: the median of the rounds' ratios; "
+          "(work): the state's FLOPs over the plain request's, common.attention_work and predict_work)")
 
     print()
-    print("| model | process | after load MB | after warm-up MB | peak MB | warm / attention-only |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(f"| model | process | after load MB | after warm-up MB | peak MB | warm / attention-only | "
+          f"after a {LONGEST}-token request MB | / attention-only | after {LONGEST_PREDICTION:,} tokens MB | "
+          "/ attention-only |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, (model_dir, before_dir) in served.items():
         alone = memory(before_dir, lengths, predict=False)
-        full = memory(model_dir, lengths, predict=True)
-        for label, result in (("attention only (before)", alone), ("with the prediction path, used", full)):
+        rows = [("attention only (before)", alone), ("with the prediction path, used", memory(model_dir, lengths, True))]
+        if args.compare_with and name == "gpt2-small-random":
+            rows.append((f"{args.compare_with.name}, used", memory(args.compare_with, lengths, True)))
+        for label, result in rows:
             print(f"| {name} | {label} | {result['loaded_mb']:.0f} | {result['warm_mb']:.0f} | "
-                  f"{result['peak_mb']:.0f} | {result['warm_mb'] / alone['warm_mb']:.3f}× |")
+                  f"{result['peak_mb']:.0f} | {result['warm_mb'] / alone['warm_mb']:.3f}× | {result['long_mb']:.0f} | "
+                  f"{result['long_mb'] / alone['long_mb']:.3f}× | {result['longest_mb']:.0f} | "
+                  f"{result['longest_mb'] / alone['longest_mb']:.3f}× |")
     print(f"\n(warm-up: 10 sentences at each of T = {args.lengths}, plain, and for the second process each also "
-          "with predict and three heads knocked out; CACHE_BYTES 64 MB)")
+          "with predict and three heads knocked out; CACHE_BYTES 64 MB; then one sentence of {LONGEST} tokens, the "
+          f"same requests; then one of {LONGEST_PREDICTION:,} tokens, one layer, with predict for the second process)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}; {QUIET.report()}")
 
 

@@ -242,6 +242,13 @@ def attention_work(n_tokens: int, n_layer=12, n_embd=768) -> tuple[float, float]
     return flops, weight_bytes
 
 
+def predict_work(n_tokens: int, n_embd=768, vocab_size=50257) -> float:
+    """FLOPs of predict.onnx for one sentence at T = n_tokens: the whole last block again (it starts from the
+    stream entering it), then the tied LM head, vocabulary × n_embd per position. Counted as attention_work."""
+    t, d = n_tokens, n_embd
+    return 2 * t * (3 * d * d + d * d + 8 * d * d) + 2 * (2 * t * t * d) + 2 * t * vocab_size * d
+
+
 def floor_ms(n_tokens: int, gflops: float, read_gbs: float) -> float:
     flops, weight_bytes = attention_work(n_tokens)
     return max(flops / (gflops * 1e9), weight_bytes / (read_gbs * 1e9)) * 1000

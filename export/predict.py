@@ -20,6 +20,7 @@ from twelve_heads.errors import HeadsError
 from twelve_heads.modeldir import HEAD_MASK, INPUT_IDS, NEXT_TOKEN_LOGPROB, RESIDUAL, TOP_IDS, TOP_K, TOP_LOGPROB
 
 OPSET = 17  # LayerNormalization; the same opset as model.onnx
+LM_HEAD_ROWS = 32  # rows per window of the LM head: its arena and its speed, benchmarks/bench_lm_head.py
 FINAL = "final_hidden_state"  # ln_f's output: what the block graph emits before the LM head is attached
 # transformers' activations, written with ONNX ops (opset 17 has no Gelu).
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu")
@@ -118,42 +119,79 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
 
     `embedding` is the table's initializer as model.onnx has it (the external reference to embedding.bin).
     `quantized` is None for an fp32 table, else {"scale", "zero_point"}: the uint8 table of the int8 export,
-    whose product with the dynamically quantized hidden states is an integer MatMul."""
+    whose product with the dynamically quantized hidden states is an integer MatMul.
+
+    The head runs in a Loop over windows of positions, each window at most LM_HEAD_ROWS rows of the batch
+    (every sentence's same positions). A logits table is vocabulary × rows, and onnxruntime's arena keeps the
+    largest it was ever asked for: one pass over all rows held two such tables for good (155 MB after one
+    knock-out at 192 tokens, 590 MB after a prediction at 1,000). A window's tables are freed for the next.
+    Windows are cut evenly, with zero rows before position 0 where T does not divide (their results are
+    dropped), so that every sentence's last position is the last column of the last window: its top tokens
+    are read there, carried out of the loop."""
     g = Builder("lm_head")
-    vocab_size = embedding.dims[0]
-    rows = g.op("Reshape", FINAL, g.const([-1, embedding.dims[1]]))  # (B·T, D)
-    if quantized is None:
-        logits = g.op("Gemm", embedding.name, rows, transB=1)  # (V, B·T)
-    else:
-        hidden, hidden_scale, hidden_zero = g.op("DynamicQuantizeLinear", g.op("Transpose", rows, perm=[1, 0]),
-                                                 outputs=3)
-        product = g.op("MatMulInteger", embedding.name, hidden, g.const(quantized["zero_point"], np.uint8), hidden_zero)
-        scale = g.op("Mul", g.const(quantized["scale"], np.float32), hidden_scale)
-        logits = g.op("Mul", g.op("Cast", product, to=TensorProto.FLOAT), scale)
-    # log p = logit - logsumexp over the vocabulary, taken only where it is read: a (V, B·T) log-softmax would
-    # be a second table of the logits' size (50 MB at 128 positions), held in the arena for good. The logsumexp
-    # is spelled out (max, shift, exp, sum, log) because onnxruntime's ReduceLogSumExp over the vocabulary axis
-    # was most of a knock-out request's time at 64 tokens (bench_intervene.txt). Everything else reads the
-    # shifted logits, log p = (logit - max) - log Σ exp(logit - max), so the shift is the logits' last reader
-    # and can be written in place. Exp cannot (onnxruntime's is not in-place, and the shifted table is read
-    # after it): the peak is two tables of the logits' size (26 MB each for two 64-token passes).
-    top = g.op("ReduceMax", logits, axes=[0], keepdims=1)  # (1, B·T); axes is an attribute of ReduceMax in opset 17
-    shifted = g.op("Sub", logits, top)  # (V, B·T), at most 0: exp cannot overflow
-    normalizer = g.op("Log", g.op("ReduceSum", g.op("Exp", shifted), g.const([0]), keepdims=1))  # (1, B·T)
-    batch_time = g.op("Shape", INPUT_IDS)
+    vocab_size, n_embd = embedding.dims
+    one, last_axis = g.const([1]), g.const([2])
+    batch_time = g.op("Shape", INPUT_IDS)  # (B, T)
+    batch, length = (g.op("Slice", batch_time, g.const([i]), g.const([i + 1])) for i in (0, 1))
+    # windows n = ceil(B·T / LM_HEAD_ROWS), positions per window c = ceil(T / n), padding p = n·c - T
+    windows = g.op("Div", g.op("Add", g.op("Mul", batch, length), g.const([LM_HEAD_ROWS - 1])), g.const([LM_HEAD_ROWS]))
+    width = g.op("Div", g.op("Add", length, g.op("Sub", windows, one)), windows)
+    padding = g.op("Sub", g.op("Mul", windows, width), length)
+    zero = g.const([0])
+    hidden = g.op("Pad", FINAL, g.op("Concat", zero, padding, zero, zero, zero, zero, axis=0))  # (B, n·c, D)
     # The token each position must predict: the next one; the last position has none (0 stands in, cut below).
-    following = g.op("Pad", g.op("Slice", INPUT_IDS, g.const([1]), g.const([np.iinfo(np.int64).max]), g.const([1])),
+    following = g.op("Pad", g.op("Slice", INPUT_IDS, one, g.const([np.iinfo(np.int64).max]), one),
                      g.const([0, 0, 0, 1]))
-    picked = g.op("GatherElements", shifted, g.op("Reshape", following, g.const([1, -1])), axis=0)  # (1, B·T)
-    picked = g.op("Reshape", g.op("Sub", picked, normalizer), batch_time)  # (B, T)
-    g.nodes.append(helper.make_node("Slice", [picked, g.const([0]), g.const([-1]), g.const([1])],
-                                    [NEXT_TOKEN_LOGPROB], name="/lm_head/next"))
-    by_position = g.op("Concat", g.const([vocab_size]), batch_time, axis=0)  # (V, B, T)
-    last = g.op("Slice", g.op("Reshape", shifted, by_position), g.const([-1]), g.const([np.iinfo(np.int64).max]),
-                g.const([2]))  # (V, B, 1)
-    last_normalizer = g.op("Slice", g.op("Reshape", normalizer, g.op("Concat", g.const([1]), batch_time, axis=0)),
-                           g.const([-1]), g.const([np.iinfo(np.int64).max]), g.const([2]))  # (1, B, 1)
-    last = g.op("Transpose", g.op("Squeeze", g.op("Sub", last, last_normalizer), g.const([2])), perm=[1, 0])  # (B, V)
+    following = g.op("Pad", following, g.op("Concat", zero, padding, zero, zero, axis=0))  # (B, n·c)
+
+    body = Builder("lm_head/window")
+    step, condition, carried = "window_index", "window_condition", "window_top_in"
+    begin = body.op("Mul", body.op("Unsqueeze", step, body.const([0])), width)
+    end = body.op("Add", begin, width)
+    rows = body.op("Reshape", body.op("Slice", hidden, begin, end, one), body.const([-1, n_embd]))  # (B·c, D)
+    if quantized is None:
+        logits = body.op("Gemm", embedding.name, rows, transB=1)  # (V, B·c)
+    else:
+        codes, codes_scale, codes_zero = body.op("DynamicQuantizeLinear", body.op("Transpose", rows, perm=[1, 0]),
+                                                 outputs=3)
+        product = body.op("MatMulInteger", embedding.name, codes, body.const(quantized["zero_point"], np.uint8),
+                          codes_zero)
+        scale = body.op("Mul", body.const(quantized["scale"], np.float32), codes_scale)
+        logits = body.op("Mul", body.op("Cast", product, to=TensorProto.FLOAT), scale)
+    # log p = logit - logsumexp over the vocabulary. The logsumexp is spelled out (max, shift, exp, sum, log)
+    # because onnxruntime's ReduceLogSumExp over the vocabulary axis was most of a knock-out request's time at
+    # 64 tokens (bench_intervene.txt). Everything else reads the shifted logits,
+    # log p = (logit - max) - log Σ exp(logit - max), so the shift is the logits' last reader and is written in
+    # place; Exp is not (onnxruntime's cannot be): a window's peak is two tables.
+    shifted = body.op("Sub", logits, body.op("ReduceMax", logits, axes=[0], keepdims=1))  # (V, B·c), at most 0
+    normalizer = body.op("Log", body.op("ReduceSum", body.op("Exp", shifted), body.const([0]), keepdims=1))
+    targets = body.op("Reshape", body.op("Slice", following, begin, end, one), body.const([1, -1]))  # (1, B·c)
+    picked = body.op("Sub", body.op("GatherElements", shifted, targets, axis=0), normalizer)
+    window_shape = body.op("Concat", batch, width, axis=0)
+    window_logprob = body.op("Reshape", picked, window_shape)  # (B, c): the loop stacks them (n, B, c)
+    by_column = body.op("Concat", body.const([vocab_size]), window_shape, axis=0)  # (V, B, c)
+    final_column = body.op("Sub", width, one)
+    top = body.op("Sub", body.op("Slice", body.op("Reshape", shifted, by_column), final_column, width, last_axis),
+                  body.op("Slice", body.op("Reshape", normalizer, body.op("Concat", one, window_shape, axis=0)),
+                          final_column, width, last_axis))  # (V, B, 1): the last window's is the one read
+    body.nodes.append(helper.make_node("Identity", [condition], [condition + "_out"], name="/lm_head/window/go_on"))
+    window = helper.make_graph(
+        body.nodes, "lm_head_window",
+        [helper.make_tensor_value_info(step, TensorProto.INT64, []),
+         helper.make_tensor_value_info(condition, TensorProto.BOOL, []),
+         helper.make_tensor_value_info(carried, TensorProto.FLOAT, [vocab_size, None, 1])],
+        [helper.make_tensor_value_info(condition + "_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info(top, TensorProto.FLOAT, [vocab_size, None, 1]),
+         helper.make_tensor_value_info(window_logprob, TensorProto.FLOAT, [None, None])],
+        body.initializers)
+
+    start_top = g.op("ConstantOfShape", g.op("Concat", g.const([vocab_size]), batch, one, axis=0),
+                     value=numpy_helper.from_array(np.array([0], dtype=np.float32)))
+    last, stacked = g.op("Loop", g.op("Squeeze", windows, zero), "", start_top, outputs=2, body=window)
+    by_sentence = g.op("Reshape", g.op("Transpose", stacked, perm=[1, 0, 2]), g.op("Concat", batch, g.const([-1]), axis=0))
+    g.nodes.append(helper.make_node("Slice", [by_sentence, padding, g.const([-1]), one], [NEXT_TOKEN_LOGPROB],
+                                    name="/lm_head/next"))  # (B, T - 1)
+    last = g.op("Transpose", g.op("Squeeze", last, last_axis), perm=[1, 0])  # (B, V)
     g.nodes.append(helper.make_node("TopK", [last, g.const([min(TOP_K, vocab_size)])],
                                     [TOP_LOGPROB, TOP_IDS], name="/lm_head/top", axis=-1, largest=1, sorted=1))
     model.graph.node.extend(g.nodes)

@@ -210,9 +210,8 @@ class Engine:
             binding.bind_output(name, "cpu", 0, np.float32, list(attention.shape[1:]), attention[layer].ctypes.data)
         if residual is not None:
             binding.bind_output(RESIDUAL, "cpu", 0, np.float32, list(residual.shape), residual.ctypes.data)
-        long_run = self.is_long(n_tokens, len(batch))
         try:
-            self.session.run_with_iobinding(binding, LONG_RUN if long_run else None)
+            self.session.run_with_iobinding(binding, self.run_options(n_tokens, len(batch)))
         except Exception as err:  # onnxruntime's own types: the graph and its manifest disagree
             raise ModelError(f"{self.path / GRAPH} failed on a {n_tokens}-token sentence "
                              f"({str(err).splitlines()[0][:160]}); its manifest (n_positions "
@@ -239,6 +238,10 @@ class Engine:
         """Whether a run of `n_sentences` padded to `n_tokens` is long: its memory is lent for the run, not kept
         (LONG_SENTENCE_TOKENS). A batch counts by its attention's size, as many (T, T) as one sentence that long."""
         return n_sentences * n_tokens ** 2 > self.long_sentence_tokens ** 2
+
+    def run_options(self, n_tokens: int, n_sentences: int = 1) -> ort.RunOptions | None:
+        """A long run's options (its memory handed back when it returns), or None for onnxruntime's defaults."""
+        return LONG_RUN if self.is_long(n_tokens, n_sentences) else None
 
     def tokenize(self, text: str, prepend_bos: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids and character spans of `text`; InputError when the model cannot read that many."""

@@ -84,7 +84,8 @@ class Predictor:
 
     def predict(self, ids: list[int], residuals: np.ndarray, head_masks: np.ndarray, run_options=None
                 ) -> list[Prediction]:
-        """One Prediction per row of residuals (B, T, D) and head_masks (B, L, H), all for the sentence `ids`."""
+        """One Prediction per row of residuals (B, T, D) and head_masks (B, L, H), all for the sentence `ids`;
+        `run_options`: the engine's for a run of that size (its last block's scores are (B, H, T, T))."""
         batch = len(residuals)
         feeds = {RESIDUAL: residuals, HEAD_MASK: head_masks, INPUT_IDS: np.tile(np.asarray([ids], np.int64), (batch, 1))}
         try:
@@ -119,7 +120,7 @@ def clean_pass(engine, ids: list[int], predict: bool, cached: Pass | None = None
     if not predict:
         return cached
     mask = head_mask(engine.n_layer, engine.n_head)
-    prediction, = engine.predictor.predict(ids, cached.residual[None], mask[None])
+    prediction, = engine.predictor.predict(ids, cached.residual[None], mask[None], engine.run_options(len(ids)))
     return Pass(cached.attention, cached.residual, prediction)
 
 
@@ -142,9 +143,9 @@ def intervene(engine, ids: list[int], knocked_out, predict: bool, cached: Pass |
         if clean.prediction is None:
             clean_prediction, prediction = engine.predictor.predict(
                 ids, np.stack([clean.residual, ablated.residual]),
-                np.stack([head_mask(engine.n_layer, engine.n_head), mask]))
+                np.stack([head_mask(engine.n_layer, engine.n_head), mask]), engine.run_options(len(ids), 2))
             clean = Pass(clean.attention, clean.residual, clean_prediction)
         else:
-            prediction, = engine.predictor.predict(ids, ablated.residual[None], mask[None])
+            prediction, = engine.predictor.predict(ids, ablated.residual[None], mask[None], engine.run_options(len(ids)))
         ablated = Pass(ablated.attention, ablated.residual, prediction)
     return Intervention(clean, ablated, downstream_change(clean.attention, ablated.attention))

@@ -16,6 +16,7 @@ from transformers import GPT2Model
 
 from conftest import GPT2_TOKENIZER, run_export, save_random_gpt2
 from twelve_heads.errors import ModelError
+from twelve_heads.export.predict import LM_HEAD_ROWS
 from twelve_heads.modeldir import BATCHABLE
 from twelve_heads.server.engine import Engine
 from twelve_heads.server.intervene import downstream_change, head_mask, intervene
@@ -107,6 +108,18 @@ def test_knocked_out_heads_match_transformers_head_mask(engine, reference, mask_
     assert result.clean.prediction.top_ids.tolist() == torch.topk(torch.from_numpy(clean_logprobs[-1]), 5).indices.tolist()
     if mask_name != "none":  # not a vacuous match: knocking heads out moves the prediction
         assert np.abs(result.prediction.top_logprob - result.clean.prediction.top_logprob).max() > 1e-3
+
+
+def test_the_parity_lengths_run_the_lm_head_in_several_windows_with_padding(engine):
+    """The test above covers predict.onnx's windows (export/predict.attach_lm_head) only if a batch of two (the
+    cold pass) at its lengths needs several windows of LM_HEAD_ROWS rows, with zero rows before position 0 where
+    the windows do not divide T: the windows' count, width and padding as the graph computes them."""
+    cases = []
+    for n_tokens in (17, engine.n_positions):
+        windows = -(-2 * n_tokens // LM_HEAD_ROWS)
+        width = -(-n_tokens // windows)
+        cases.append((windows, windows * width - n_tokens))
+    assert any(windows > 1 and padding > 0 for windows, padding in cases), cases
 
 
 def test_only_layers_after_the_first_knocked_out_head_change(engine):
