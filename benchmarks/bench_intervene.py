@@ -245,7 +245,7 @@ def main() -> None:
                   f"{result['long_mb'] / alone['long_mb']:.3f}× | {result['longest_mb']:.0f} | "
                   f"{result['longest_mb'] / alone['longest_mb']:.3f}× |")
     print(f"\n(warm-up: 10 sentences at each of T = {args.lengths}, plain, and for the second process each also "
-          "with predict and three heads knocked out; CACHE_BYTES 64 MB; then one sentence of {LONGEST} tokens, the "
+          f"with predict and three heads knocked out; CACHE_BYTES 64 MB; then one sentence of {LONGEST} tokens, the "
           f"same requests; then one of {LONGEST_PREDICTION:,} tokens, one layer, with predict for the second process)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}; {QUIET.report()}")
 

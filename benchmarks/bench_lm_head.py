@@ -49,9 +49,10 @@ n_embd = manifest["n_embd"]
 model.graph.output.extend([helper.make_tensor_value_info(predict.FINAL, TensorProto.FLOAT, ["batch", "length", n_embd])])
 predict.LM_HEAD_ROWS = {rows!r}
 predict.attach_lm_head(model, table, None)
+shared = shared_initializers(directory, manifest)  # must outlive the session, which reads its memory
 with tempfile.NamedTemporaryFile(suffix=".onnx", dir=directory) as graph:
     onnx.save(model, graph.name)
-    session = open_session(graph.name, None, shared_initializers(directory, manifest), memory_pattern=False)
+    session = open_session(graph.name, None, shared, memory_pattern=False)
 rss = lambda: int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
 before = rss()
 rng = np.random.default_rng(0)
