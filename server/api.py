@@ -21,7 +21,7 @@ from .fields import (Field, Fields, boolean, heads_of_model, knocked_out_heads, 
                      sentence)
 from .heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, label_heads, layer_counts
 from .intervene import intervene
-from .scores import EMPTY_ROW_MASS
+from .scores import EMPTY_ROW_MASS, FIRST_SCORED_ROW
 
 bp = Blueprint("api", __name__)
 
@@ -71,12 +71,14 @@ def models():
 
 
 # What the page shows beside the heads, from the one home of each fact: the labels and scores with their
-# meanings, the token prepend_bos adds, and the mass below which a sink-aware row counts as empty.
+# meanings, the token prepend_bos adds, the mass below which a sink-aware row counts as empty, and the fewest
+# tokens that give a head a scored row (shorter, the page tags every head "too short" rather than a pure sink).
 GLOSSARY = {
     "labels": [{"name": name, "meaning": LABEL_MEANINGS[name]} for name in LABELS],  # in the page's order
     "scores": [{"name": name, "meaning": meaning} for name, meaning in SCORE_MEANINGS.items()],
     "bos_token": BOS_TOKEN,
     "empty_row_mass": EMPTY_ROW_MASS,
+    "scored_from_tokens": FIRST_SCORED_ROW + 1,  # rows count from 0, tokens from 1
 }
 
 

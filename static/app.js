@@ -245,9 +245,11 @@ function listen() {
 
 // ---- pure helpers ----
 
-/** What /api/models says beside the models: label and score meanings, the BOS token, the empty-row mass. */
-function glossaryOf({ labels, scores, bos_token: bosToken, empty_row_mass: emptyRowMass }) {
-  return { labels, scores, bos_token: bosToken, empty_row_mass: emptyRowMass };
+/** What /api/models says beside the models: label and score meanings, the BOS token, the empty-row mass, the
+ *  fewest tokens that get a head scored. */
+function glossaryOf({ labels, scores, bos_token: bosToken, empty_row_mass: emptyRowMass,
+  scored_from_tokens: scoredFromTokens }) {
+  return { labels, scores, bos_token: bosToken, empty_row_mass: emptyRowMass, scored_from_tokens: scoredFromTokens };
 }
 
 start();

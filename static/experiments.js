@@ -1,16 +1,18 @@
 /* The seed lesson's four experiments as data: each has its question, the fields the student predicts, the
-   shortest sentence it can be answered on (and why), and a pure `solve(result)` that gives the answers, the
-   numbers and one sentence of why. lesson.js draws them. Models with fewer layers or heads use their last layer
-   and clamp head 7. Pure (tests/js/experiments.test.mjs). */
+   shortest sentence it can be answered on (`minTokens(glossary)`) and why, and a pure `solve(result)` that
+   gives the answers, the numbers and one sentence of why. lesson.js draws them. Models with fewer layers or
+   heads use their last layer and clamp head 7. Pure (tests/js/experiments.test.mjs). */
 
 import { listed, percent, plural } from "./format.js";
-import { NEAR_LABELS, PURE_SINK, SCORED_FROM_TOKENS, headTag } from "./labels.js";
+import { NEAR_LABELS, PURE_SINK, headTag } from "./labels.js";
 
 const PROBE_HEAD = 7;  // the seed lesson's "layer 11 head 7"
 // The reach question counts attention this many tokens back or more, the first token aside (server/heads.py's
 // long-range share): the nearest such pair is key 1 and query 1 + REACH, so the sentence needs REACH + 2 tokens.
 const REACH = 5;
 const TOO_SHORT_TO_TELL = "with fewer, the first token is also the previous one, so no head's pattern can be told apart";
+// A question about heads' labels needs a sentence long enough for a head to be scored: the server says how long.
+const scoredFromTokens = (glossary) => glossary.scored_from_tokens;
 
 export const EXPERIMENTS = [
   {
@@ -18,7 +20,7 @@ export const EXPERIMENTS = [
     title: ({ last }) => `Layer 0 vs layer ${last}`,
     question: ({ last }) => `Which layer has more heads looking at the current or nearby tokens (diagonal, ` +
       `previous-token, local) rather than resting on the first token: layer 0 or layer ${last}?`,
-    minTokens: SCORED_FROM_TOKENS,
+    minTokens: scoredFromTokens,
     whyShort: TOO_SHORT_TO_TELL,
     fields: ({ last }) => [{ name: "layer", label: "More near-token heads in",
       options: [["first", "layer 0"], ["last", `layer ${last}`], ["same", "the same number"]] }],
@@ -44,7 +46,7 @@ export const EXPERIMENTS = [
     title: ({ last }) => `The head that reaches far at layer ${last}`,
     question: ({ last }) => `Which head of layer ${last} sends the most attention ${REACH} or more tokens back ` +
       `(not counting the first token)?`,
-    minTokens: REACH + 2,
+    minTokens: () => REACH + 2,
     whyShort: `nothing can be ${REACH} or more tokens back, the first token aside, in a shorter sentence`,
     fields: ({ nHead, last }) => [{ name: "head", label: `Head of layer ${last}`,
       options: range(nHead).map((head) => [String(head), `head ${head}`]) }],
@@ -68,7 +70,7 @@ export const EXPERIMENTS = [
     id: "pair",
     title: ({ last, probe }) => `Layer 0 head 0 vs layer ${last} head ${probe}`,
     question: () => "What label will each head get? One is near the input, one near the output.",
-    minTokens: SCORED_FROM_TOKENS,
+    minTokens: scoredFromTokens,
     whyShort: TOO_SHORT_TO_TELL,
     fields: ({ last, probe, labels, sinkAware }) => {
       const options = [...labels, ...(sinkAware ? [PURE_SINK] : [])].map((name) => [name, name]);
@@ -93,7 +95,7 @@ export const EXPERIMENTS = [
     title: () => "Broadcasters per layer",
     question: ({ last }) => `Broadcasters park their attention on the first token. How many does layer ${last} ` +
       "have, and which layer has the most?",
-    minTokens: SCORED_FROM_TOKENS,
+    minTokens: scoredFromTokens,
     whyShort: TOO_SHORT_TO_TELL,
     fields: ({ nLayer, nHead, last }) => [
       { name: "count", label: `Broadcasters in layer ${last}`, options: range(nHead + 1).map((n) => [String(n), String(n)]) },
@@ -122,9 +124,10 @@ export function lessonDims(nLayer, nHead, labels = [], sinkAware = false) {
 }
 
 /** Why `experiment` cannot be answered on `result` yet, or "" when it can. */
-export function blockedBecause(experiment, result) {
-  if (result.n_tokens >= experiment.minTokens) return "";
-  return `This needs a sentence of at least ${experiment.minTokens} tokens, and this one has ` +
+export function blockedBecause(experiment, result, glossary) {
+  const needed = experiment.minTokens(glossary);
+  if (result.n_tokens >= needed) return "";
+  return `This needs a sentence of at least ${needed} tokens, and this one has ` +
     `${plural(result.n_tokens, "token")}: ${experiment.whyShort}. Try a longer sentence or an example.`;
 }
 

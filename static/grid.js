@@ -5,7 +5,7 @@
    the label, such as the head's usual job across a corpus). */
 
 import { Heatmap } from "./heatmap.js";
-import { TAG_MEANINGS, confidenceText, headTag, meaningOf, paintChip, paintHeadChip } from "./labels.js";
+import { confidenceText, headTag, meaningOf, paintChip, paintHeadChip, tagMeanings } from "./labels.js";
 import { element } from "./dom.js";
 
 export const THUMB_MAX_CELLS = 96;  // thumbnails of longer sentences are max-pooled down to this many cells a side
@@ -78,7 +78,7 @@ export function drawGrid(thumbs, state) {
 
 /** One chip per label (the server's, in its order, and the page's tags), made once per glossary. */
 export function buildCounts(container, glossary) {
-  const names = [...glossary.labels.map(({ name }) => name), ...Object.keys(TAG_MEANINGS)];
+  const names = [...glossary.labels.map(({ name }) => name), ...Object.keys(tagMeanings(glossary))];
   const lead = element("span", "muted");
   const chips = Object.fromEntries(names.map((name) => {
     const chip = element("span", "chip");

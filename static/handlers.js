@@ -193,7 +193,7 @@ export const lessonHandlers = {
   onReveal(id) {
     state.lesson.revealed[id] = true;
     // The labels were hidden so the student could predict; with every answer out, there is nothing left to guess.
-    const open = EXPERIMENTS.filter((experiment) => !blockedBecause(experiment, state.result));
+    const open = EXPERIMENTS.filter((experiment) => !blockedBecause(experiment, state.result, state.glossary));
     if (open.every((experiment) => state.lesson.revealed[experiment.id])) state.lesson.hideLabels = false;
     schedule();
   },

@@ -24,25 +24,27 @@ export const CHIP_STYLE = {
 };
 const UNKNOWN_STYLE = { colour: "#FFFFFF", ink: "#000" };
 export const NEAR_LABELS = ["diagonal", "previous-token", "local"];  // heads that look at the current or nearby tokens
-// The server scores a row from the third token on (server/heads.py, FIRST_SCORED_ROW): a shorter sentence
-// leaves every head unscored. The page needs it to tell a too-short sentence from a pure sink.
-export const SCORED_FROM_TOKENS = 3;
 const HIDDEN_TEXT = "?";
 
-// What the page's two tags mean (the server's labels come with their meanings in state.glossary).
-export const TAG_MEANINGS = {
-  [PURE_SINK]: "all of its attention is on the first token: with that column set aside, nothing is left to label " +
-    "(turn “hide the first column” off to see it as a broadcaster)",
-  [TOO_SHORT]: `the sentence is too short to tell where attention goes: a head needs ${SCORED_FROM_TOKENS} tokens ` +
-    "before the first, the previous and the current token are three different tokens",
-};
+/** What the page's two tags mean (the server's labels come with their meanings in the glossary). The fewest
+ *  tokens a head needs is the server's: the glossary's scored_from_tokens (server/scores.py, FIRST_SCORED_ROW). */
+export function tagMeanings(glossary) {
+  return {
+    [PURE_SINK]: "all of its attention is on the first token: with that column set aside, nothing is left to label " +
+      "(turn “hide the first column” off to see it as a broadcaster)",
+    [TOO_SHORT]: "the sentence is too short to tell where attention goes: a head needs " +
+      `${glossary.scored_from_tokens} tokens before the first, the previous and the current token are three ` +
+      "different tokens",
+  };
+}
 
-/** What the page says a head is: the server's label, or a tag where no row could be scored.
+/** What the page says a head is: the server's label, or a tag where no row could be scored (a pure sink if the
+ *  sentence was long enough to score, else too short).
  *  {name (the chip's text and style key), meaning, confidence (null for a tag), tag (true for a tag)} */
 export function headTag(info, result, glossary) {
   if (isScored(info)) return { name: info.label, meaning: meaningOf(glossary, info.label), confidence: info.confidence, tag: false };
-  const name = result.sink_aware && result.n_tokens >= SCORED_FROM_TOKENS ? PURE_SINK : TOO_SHORT;
-  return { name, meaning: TAG_MEANINGS[name], confidence: null, tag: true };
+  const name = result.sink_aware && result.n_tokens >= glossary.scored_from_tokens ? PURE_SINK : TOO_SHORT;
+  return { name, meaning: tagMeanings(glossary)[name], confidence: null, tag: true };
 }
 
 /** Whether any of the head's rows were scored. A scored row's attention splits exactly into first + self +
@@ -54,8 +56,9 @@ export function isScored(info) {
 
 /** A label's or a tag's meaning. */
 export function meaningOf(glossary, name) {
-  if (TAG_MEANINGS[name]) return TAG_MEANINGS[name];
-  const entry = glossary && glossary.labels.find((label) => label.name === name);
+  const tags = tagMeanings(glossary);
+  if (tags[name]) return tags[name];
+  const entry = glossary.labels.find((label) => label.name === name);
   return entry ? entry.meaning : "";
 }
 

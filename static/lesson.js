@@ -54,7 +54,7 @@ export function drawLesson(cards, dims, lesson, result, glossary) {
     const card = cards[experiment.id];
     const predictions = lesson.predictions[experiment.id] || {};
     const fields = Object.keys(card.selects);
-    const blocked = result ? blockedBecause(experiment, result) : "";
+    const blocked = result ? blockedBecause(experiment, result, glossary) : "";
     const revealed = Boolean(lesson.revealed[experiment.id]) && Boolean(result) && !blocked;
     for (const name of fields) {
       const wanted = predictions[name] || "";

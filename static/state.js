@@ -4,7 +4,7 @@
    own with onLayout/onDraw. The test flag `data-ready` is written here and nowhere else. */
 
 export const state = {
-  glossary: null,  // from /api/models: labels and scores with their meanings, bos_token, empty_row_mass
+  glossary: null,  // from /api/models: labels and scores with their meanings, bos_token, empty_row_mass, scored_from_tokens
   models: [],  // /api/models entries
   model: null,  // the chosen model's name
   draft: "",  // what the sentence box holds

@@ -4,7 +4,7 @@
 
 import { visibleToken } from "./attention.js";
 import { count, plural } from "./format.js";
-import { SCORED_FROM_TOKENS, TAG_MEANINGS, TOO_SHORT, headTag, paintChip } from "./labels.js";
+import { TOO_SHORT, headTag, paintChip, tagMeanings } from "./labels.js";
 import { THUMB_MAX_CELLS } from "./grid.js";
 import { currentModel, isStale } from "./state.js";
 import { bytesOf, characterPieces } from "./tokens.js";
@@ -94,7 +94,7 @@ export function drawGridNote(element, state) {
     headTag(info, result, glossary).name === TOO_SHORT));
   element.hidden = !tooShort;
   element.textContent = tooShort ? `No head can be labelled yet: ${result.heads[0][0].reason}. A head needs ` +
-    `${SCORED_FROM_TOKENS} tokens before the first, the previous and the current token are three different ` +
+    `${glossary.scored_from_tokens} tokens before the first, the previous and the current token are three different ` +
     "tokens; type a longer sentence." : "";
 }
 
@@ -107,7 +107,7 @@ export function drawEmpty(elements, state) {
 
 /** The glossary under the map: every label (the server's, then the page's tags) as its chip, with its meaning. */
 export function buildLabelKey(list, glossary) {
-  const entries = [...glossary.labels, ...Object.entries(TAG_MEANINGS).map(([name, meaning]) => ({ name, meaning }))];
+  const entries = [...glossary.labels, ...Object.entries(tagMeanings(glossary)).map(([name, meaning]) => ({ name, meaning }))];
   list.replaceChildren(...entries.map(({ name, meaning }) => {
     const item = document.createElement("li");
     const chip = document.createElement("span");

@@ -17,7 +17,7 @@ from twelve_heads.server.config import SETTINGS
 from twelve_heads.server.engine import Engine
 from twelve_heads.modeldir import BOS_TOKEN
 from twelve_heads.server.heads import LABEL_MEANINGS, LABELS, SCORE_MEANINGS, SCORE_NAMES
-from twelve_heads.server.scores import EMPTY_ROW_MASS
+from twelve_heads.server.scores import EMPTY_ROW_MASS, FIRST_SCORED_ROW
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,21 @@ def test_models_sends_the_glossary_the_page_shows(client):
     assert all(entry["meaning"].strip() for entry in body["labels"] + body["scores"])
     assert body["bos_token"] == BOS_TOKEN == "<|endoftext|>"
     assert body["empty_row_mass"] == EMPTY_ROW_MASS == 1e-6
+    assert body["scored_from_tokens"] == FIRST_SCORED_ROW + 1
+
+
+def test_scored_from_tokens_is_the_shortest_sentence_whose_heads_are_scored(client):
+    """The page tags every head "too short" below the glossary's scored_from_tokens: the server agrees."""
+    needed = client.get("/api/models").json["scored_from_tokens"]
+    ends = [end for _, end in client.post("/api/attention", json={"text": TROPHY}).json["offsets"]]
+
+    def scored(n_tokens):  # for each head of the first n_tokens of TROPHY: whether any of its rows was scored
+        body = client.post("/api/attention", json={"text": TROPHY[:ends[n_tokens - 1]]}).json
+        assert body["n_tokens"] == n_tokens
+        return [any(head["scores"].values()) for layer in body["heads"] for head in layer]
+
+    assert not any(scored(needed - 1))
+    assert all(scored(needed))
 
 
 def test_every_score_a_head_gets_has_a_meaning(client):

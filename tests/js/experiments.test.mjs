@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 
 import { EXPERIMENTS, blockedBecause, experimentOf, gradeOf, lessonDims } from "../../static/experiments.js";
 
+const GLOSSARY = { labels: [], scored_from_tokens: 3 };  // what /api/models sends, as far as the lesson reads it
 const LABELS = ["broadcaster", "diagonal", "previous-token", "local", "long-range", "duplicate-token", "induction",
   "diffuse", "mixed"];
 
@@ -21,18 +22,30 @@ function result(nTokens, broadcasters) {  // a 3-layer, 2-head answer with the g
 
 test("a 1-token sentence answers no question, and each says what it needs and why", () => {
   for (const experiment of EXPERIMENTS) {
-    const why = blockedBecause(experiment, result(1, [0, 0, 0]));
-    assert.match(why, new RegExp(`^This needs a sentence of at least ${experiment.minTokens} tokens, and this one ` +
-      "has 1 token: "));
+    const why = blockedBecause(experiment, result(1, [0, 0, 0]), GLOSSARY);
+    const needed = experiment.minTokens(GLOSSARY);
+    assert.match(why, new RegExp(`^This needs a sentence of at least ${needed} tokens, and this one has 1 token: `));
     assert.ok(why.includes(experiment.whyShort));
   }
 });
 
 test("the reach question needs room for 5 tokens back beyond the first token; the others only 3 tokens", () => {
-  assert.equal(experimentOf("reach").minTokens, 7);
-  assert.equal(blockedBecause(experimentOf("reach"), result(7, [0, 0, 0])), "");
-  assert.notEqual(blockedBecause(experimentOf("reach"), result(6, [0, 0, 0])), "");
-  assert.equal(blockedBecause(experimentOf("shapes"), result(3, [0, 0, 0])), "");
+  assert.equal(experimentOf("reach").minTokens(GLOSSARY), 7);
+  assert.equal(blockedBecause(experimentOf("reach"), result(7, [0, 0, 0]), GLOSSARY), "");
+  assert.notEqual(blockedBecause(experimentOf("reach"), result(6, [0, 0, 0]), GLOSSARY), "");
+  assert.equal(blockedBecause(experimentOf("shapes"), result(3, [0, 0, 0]), GLOSSARY), "");
+  assert.notEqual(blockedBecause(experimentOf("shapes"), result(2, [0, 0, 0]), GLOSSARY), "");
+});
+
+test("a question about labels needs as many tokens as the glossary's scored_from_tokens", () => {
+  const glossary = { ...GLOSSARY, scored_from_tokens: 4 };
+  for (const id of ["shapes", "pair", "broadcasters"]) {
+    assert.equal(experimentOf(id).minTokens(glossary), 4);
+    assert.match(blockedBecause(experimentOf(id), result(3, [0, 0, 0]), glossary),
+      /^This needs a sentence of at least 4 tokens, and this one has 3 tokens: /);
+    assert.equal(blockedBecause(experimentOf(id), result(4, [0, 0, 0]), glossary), "");
+  }
+  assert.equal(experimentOf("reach").minTokens(glossary), 7, "the reach question's own need is its own");
 });
 
 test("broadcasters: any layer of a tie is right, and the answer says why", () => {
@@ -47,7 +60,7 @@ test("broadcasters: any layer of a tie is right, and the answer says why", () =>
 
 test("every experiment's solution carries one sentence of why", () => {
   for (const experiment of EXPERIMENTS) {
-    const solution = experiment.solve(result(9, [1, 2, 0]), lessonDims(3, 2, LABELS), { labels: [] });
+    const solution = experiment.solve(result(9, [1, 2, 0]), lessonDims(3, 2, LABELS), GLOSSARY);
     assert.match(solution.why, /^Why: [^.]+(\.|\.$)/);
     assert.ok(solution.why.endsWith("."));
   }

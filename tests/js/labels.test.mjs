@@ -3,9 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { CHIP_STYLE, PURE_SINK, TOO_SHORT, headTag, isScored } from "../../static/labels.js";
+import { CHIP_STYLE, PURE_SINK, TOO_SHORT, headTag, isScored, meaningOf, tagMeanings } from "../../static/labels.js";
 
-const GLOSSARY = { labels: [{ name: "local", meaning: "most attention lands 1 to 4 tokens back." }] };
+const GLOSSARY = { labels: [{ name: "local", meaning: "most attention lands 1 to 4 tokens back." }],
+  scored_from_tokens: 3 };  // what /api/models sends
 const SCORED = { label: "local", confidence: 0.7, scores: { first: 0.1, self: 0.2, local: 0.7, long_range: 0 } };
 const UNSCORED = { label: "mixed", confidence: 0, scores: { first: 0, self: 0, local: 0, long_range: 0 } };
 
@@ -36,4 +37,15 @@ test("a head with no scored row is a pure sink when the first column is aside, e
   assert.equal(headTag(UNSCORED, { sink_aware: true, n_tokens: 2 }, GLOSSARY).name, TOO_SHORT);
   assert.equal(headTag(UNSCORED, { sink_aware: false, n_tokens: 1 }, GLOSSARY).name, TOO_SHORT);
   assert.equal(headTag(UNSCORED, { sink_aware: true, n_tokens: 9 }, GLOSSARY).confidence, null);
+});
+
+test("how short is too short is the glossary's: with scored_from_tokens 4, 3 tokens are too short", () => {
+  const glossary = { ...GLOSSARY, scored_from_tokens: 4 };
+  assert.equal(headTag(UNSCORED, { sink_aware: true, n_tokens: 3 }, GLOSSARY).name, PURE_SINK);
+  assert.equal(headTag(UNSCORED, { sink_aware: true, n_tokens: 3 }, glossary).name, TOO_SHORT);
+  assert.equal(headTag(UNSCORED, { sink_aware: true, n_tokens: 4 }, glossary).name, PURE_SINK);
+  const meaning = headTag(UNSCORED, { sink_aware: true, n_tokens: 3 }, glossary).meaning;
+  assert.match(meaning, /a head needs 4 tokens before /);
+  assert.equal(meaning, tagMeanings(glossary)[TOO_SHORT]);
+  assert.equal(meaningOf(glossary, TOO_SHORT), meaning);
 });
