@@ -1,6 +1,7 @@
 """Knocking heads out: what it costs a plain request, what a prediction costs, and the server's memory.
 
-    python benchmarks/bench_intervene.py [--rounds 12] [--per-round 4] [--lengths 16,64] [--int8]
+    python benchmarks/bench_intervene.py [--rounds 12] [--per-round 4] [--lengths 16,64] [--int8] [--memory-only]
+                                         [--compare-with DIR]
 
 On the GPT-2-small-shaped model (common.exported), through the Flask app in-process (tokenizing, the forward
 pass, labels, JSON and gzip; no HTTP), each beside its baseline from the same run:
@@ -12,7 +13,9 @@ pass, labels, JSON and gzip; no HTTP), each beside its baseline from the same ru
   cold (the sentence never seen), after a look (the plain request came first, as on the page), and again
   (another head was knocked out before, so the clean prediction is cached too);
 - RSS of a fresh server process after loading and warm-up requests at every length: attention-only (the
-  `before` model) against the model with the prediction path loaded and used (target: at most 115%).
+  `before` model) against the model with the prediction path loaded and used (target: at most 115%); then
+  after the longest sentence "ablate" takes, and after one prediction of a sentence near 1,024 tokens;
+  --compare-with DIR measures another export of the fp32 model (an earlier commit's) the same way.
 Every timed request is a new random sentence of single-token words, so the response cache never answers it;
 the contenders take turns round after round (common.interleaved's reasoning), and each ratio is taken within
 a round, then its median over rounds is printed.
@@ -46,6 +49,9 @@ from twelve_heads.server import create_app
 words = {words!r}
 app = create_app({{"MODELS_DIR": {models!r}, "DEFAULT_MODEL": {model!r}}})
 client = app.test_client()
+def post(**fields):  # a refused request would leave an idle process to measure
+    response = client.post("/api/attention", json={{"format": "packed", **fields}})
+    assert response.status_code == 200, response.json
 def status(field):
     return int(open("/proc/self/status").read().split(field + ":")[1].split()[0]) / 1024
 loaded = status("VmRSS")
@@ -53,17 +59,15 @@ rng = random.Random(0)
 for n_tokens in {lengths!r}:
     for _ in range(10):
         text = " ".join(rng.choice(words) for _ in range(n_tokens))
-        client.post("/api/attention", json={{"text": text, "format": "packed"}})
+        post(text=text)
         if {predict!r}:
-            client.post("/api/attention", json={{"text": text, "format": "packed", "predict": True,
-                                                 "ablate": {knocked!r}}})
+            post(text=text, predict=True, ablate={knocked!r})
 warm, peak = status("VmRSS"), status("VmHWM")
 text = " ".join(rng.choice(words) for _ in range({longest!r}))  # the longest sentence "ablate" takes
-client.post("/api/attention", json={{"text": text, "format": "packed", **({{"predict": True, "ablate": {knocked!r}}}
-                                                                          if {predict!r} else {{}})}})
+post(text=text, **({{"predict": True, "ablate": {knocked!r}}} if {predict!r} else {{}}))
 long = status("VmRSS")
 text = " ".join(rng.choice(words) for _ in range({longest_prediction!r}))  # "predict" alone takes any length
-client.post("/api/attention", json={{"text": text, "format": "packed", "layer": 0, "predict": {predict!r}}})
+post(text=text, layer=0, predict={predict!r})
 print(json.dumps({{"loaded_mb": loaded, "warm_mb": warm, "peak_mb": peak, "long_mb": long,
                   "longest_mb": status("VmRSS")}}))
 """

@@ -8,8 +8,10 @@ process of its own, as the server opens it (engine.open_session, the embedding t
 - the RSS its session adds over the page's runs (a clean and an ablated pass at T = 16 and 64, B = 1 and 2),
   which onnxruntime's arena then keeps for good;
 - the time of each run, the best of its repeats in that process.
-The variants take turns round after round. The largest window is one pass over every row, the LM head as it
-was before windows (at B·T ≤ that many rows).
+The variants take turns round after round, each round starting with the next. The largest window is one pass
+over every row: the Loop with one window, the nearest to the head as it was before windows (bench_intervene's
+--compare-with measures an export from before against this one). Where two variants cut a shape into the same
+windows they run the same computation: their difference there is this run's noise.
 """
 
 import argparse
@@ -27,7 +29,6 @@ SHAPES = [(1, 16), (2, 16), (1, 64), (2, 64)]  # (B, T): what the page's knock-o
 PROBE = r"""
 import json, sys, tempfile, time
 import numpy as np, onnx
-from onnx import TensorProto, helper
 sys.path.insert(0, {repo!r})
 from twelve_heads.export import predict
 from twelve_heads.modeldir import HEAD_MASK, INPUT_IDS, INTERVENTION, PREDICT_GRAPH, RESIDUAL
@@ -39,16 +40,9 @@ manifest = json.load(open(directory + "/manifest.json"))
 model = onnx.load(directory + "/" + PREDICT_GRAPH, load_external_data=False)
 table_name = manifest[INTERVENTION]["embedding"]["initializer"]
 table = next(t for t in model.graph.initializer if t.name == table_name)
-head = lambda name: name.startswith("/lm_head")  # the nodes and constants attach_lm_head added
-kept_nodes = [node for node in model.graph.node if not head(node.name)]
-kept_initializers = [t for t in model.graph.initializer if not head(t.name) and t.name != table_name]
-del model.graph.node[:], model.graph.initializer[:], model.graph.output[:]
-model.graph.node.extend(kept_nodes)
-model.graph.initializer.extend(kept_initializers)
+model = predict.without_lm_head(model, table_name)
+predict.attach_lm_head(model, table, None, rows={rows!r})
 n_embd = manifest["n_embd"]
-model.graph.output.extend([helper.make_tensor_value_info(predict.FINAL, TensorProto.FLOAT, ["batch", "length", n_embd])])
-predict.LM_HEAD_ROWS = {rows!r}
-predict.attach_lm_head(model, table, None)
 shared = shared_initializers(directory, manifest)  # must outlive the session, which reads its memory
 with tempfile.NamedTemporaryFile(suffix=".onnx", dir=directory) as graph:
     onnx.save(model, graph.name)
@@ -89,8 +83,8 @@ def main() -> None:
           f"LM_HEAD_ROWS {LM_HEAD_ROWS}; {args.rounds} rounds, each variant a fresh process per round running "
           f"every (B, T) of {SHAPES} {args.repeats} times")
     results = {rows: [] for rows in sizes}
-    for _ in range(args.rounds):
-        for rows in sizes:
+    for round_ in range(args.rounds):
+        for rows in sizes[round_ % len(sizes):] + sizes[:round_ % len(sizes)]:  # each round starts elsewhere
             QUIET.wait()
             results[rows].append(measure(directory, rows, args.repeats))
     baseline = sizes[-1]

@@ -220,16 +220,19 @@ def validate(model: torch.nn.Module, directory: Path, lengths: list[int], int8: 
     config = model.config
     generator = np.random.default_rng(VALIDATION_SEED)
     masks = validation_masks(config.n_layer, config.n_head, generator)
-    worst = {"attention_max_abs": 0.0, "logprob_max_abs": 0.0, "top_1_agree": 0, "positions": 0}
+    worst = {"attention_max_abs": 0.0, "logprob_max_abs": 0.0, "top_1_agree": 0, "positions": 0,
+             "paired_logprob_max_abs": 0.0, "paired_top_ids_agree": True}
     for length in lengths:
         started = time.perf_counter()
         ids = generator.integers(0, config.vocab_size, size=length, dtype=np.int64)
+        alone = {}  # mask name -> (residual, predict.onnx's outputs for that sentence alone)
         for name, mask in masks.items():
             outputs = attend.run([attention_output(layer) for layer in range(config.n_layer)] + [RESIDUAL],
                                  {INPUT_IDS: ids[None], HEAD_MASK: mask[None]})
             next_logprob, top_logprob, top_ids = predict.run(
                 [NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS],
                 {RESIDUAL: outputs[-1], HEAD_MASK: mask[None], INPUT_IDS: ids[None]})
+            alone[name] = (outputs[-1], (next_logprob, top_logprob, top_ids))
             attention, logprobs = reference(model, ids, mask)
             attention_error = float(np.abs(np.concatenate(outputs[:-1]) - attention).max())
             expected_next = logprobs[np.arange(length - 1), ids[1:]]
@@ -247,7 +250,32 @@ def validate(model: torch.nn.Module, directory: Path, lengths: list[int], int8: 
                                  f"PyTorch (attention by {attention_error:.2e}, log-probabilities by "
                                  f"{logprob_error:.2e}, top tokens {top_ids[0].tolist()} against "
                                  f"{expected_top.tolist()}); nothing was written")
+        paired, tops_agree = paired_prediction_error(predict, ids, masks, alone)
+        worst["paired_logprob_max_abs"] = max(worst["paired_logprob_max_abs"], paired)
+        worst["paired_top_ids_agree"] &= tops_agree
+        if not (paired <= LOGPROB_ATOL and tops_agree) and not int8:
+            raise HeadsError(f"validation failed: at T={length} predict.onnx gives a clean and an ablated pass run "
+                             f"together other predictions than each alone (log-probabilities by {paired:.2e}, top "
+                             f"tokens {'the same' if tops_agree else 'not the same'}); nothing was written")
         log.info("  validated head masks and prediction at T=%d (%.1fs)", length, time.perf_counter() - started)
     return {**worst, "lengths": lengths, "masks": list(masks), "atol": {"attention": ATTENTION_ATOL,
                                                                          "logprob": LOGPROB_ATOL},
             "reference": "transformers eager, head_mask" if not int8 else "transformers eager fp32 (int8 is compared, not held to the bounds)"}
+
+
+def paired_prediction_error(predict, ids: np.ndarray, masks: dict, alone: dict) -> tuple[float, bool]:
+    """The server predicts a sentence's clean and ablated passes as one batch of two, which cuts the LM head's
+    windows otherwise than one sentence does (export/predict.attach_lm_head): the largest difference of that
+    batch's log-probabilities from each sentence's alone, and whether their top tokens are the same."""
+    names = ["none", "random"]
+    residuals = np.concatenate([alone[name][0] for name in names])
+    together = predict.run([NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS],
+                           {RESIDUAL: residuals, HEAD_MASK: np.stack([masks[name] for name in names]),
+                            INPUT_IDS: np.stack([ids, ids])})
+    worst, agree = 0.0, True
+    for row, name in enumerate(names):
+        next_logprob, top_logprob, top_ids = alone[name][1]
+        agree &= together[2][row].tolist() == top_ids[0].tolist()
+        worst = max(worst, float(np.abs(together[0][row] - next_logprob[0]).max(initial=0)),
+                    float(np.abs(together[1][row] - top_logprob[0]).max()))
+    return worst, agree

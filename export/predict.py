@@ -114,38 +114,42 @@ def activation(g: Builder, x: str, kind: str) -> str:
     return g.op("Mul", g.op("Mul", x, g.const(0.5, np.float32)), inner)
 
 
-def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantized: dict | None) -> None:
+def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantized: dict | None,
+                   rows: int = LM_HEAD_ROWS) -> None:
     """Append the tied LM head to a block graph (fp32 or already quantized): FINAL → the three outputs.
 
     `embedding` is the table's initializer as model.onnx has it (the external reference to embedding.bin).
     `quantized` is None for an fp32 table, else {"scale", "zero_point"}: the uint8 table of the int8 export,
     whose product with the dynamically quantized hidden states is an integer MatMul.
 
-    The head runs in a Loop over windows of positions, each window at most LM_HEAD_ROWS rows of the batch
-    (every sentence's same positions). A logits table is vocabulary × rows, and onnxruntime's arena keeps the
-    largest it was ever asked for: one pass over all rows held two such tables for good (155 MB after one
-    knock-out at 192 tokens, 590 MB after a prediction at 1,000). A window's tables are freed for the next.
-    Windows are cut evenly, with zero rows before position 0 where T does not divide (their results are
-    dropped), so that every sentence's last position is the last column of the last window: its top tokens
-    are read there, carried out of the loop."""
+    The head runs in a Loop over windows of positions, each window at most `rows` rows of the batch (every
+    sentence's same positions; a batch of more than `rows` sentences takes one position a window). A logits
+    table is vocabulary × rows, and onnxruntime's arena keeps the largest it was ever asked for: one pass over
+    every row would keep a whole prediction's two tables for good (benchmarks/results/bench_intervene.txt). A
+    window's tables are freed for the next. Windows are cut evenly, with zero rows before position 0 where T
+    does not divide (their results are dropped), so that every sentence's last position is the last column of
+    the last window: its top tokens are read there, carried out of the loop. In the int8 head zero rows cannot
+    move a window's quantization scale: DynamicQuantizeLinear's range always includes 0."""
     g = Builder("lm_head")
     vocab_size, n_embd = embedding.dims
     one, last_axis = g.const([1]), g.const([2])
-    batch_time = g.op("Shape", INPUT_IDS)  # (B, T)
+    batch_time = g.op("Slice", g.op("Shape", FINAL), g.const([0]), g.const([2]))  # (B, T) of the hidden states
     batch, length = (g.op("Slice", batch_time, g.const([i]), g.const([i + 1])) for i in (0, 1))
-    # windows n = ceil(B·T / LM_HEAD_ROWS), positions per window c = ceil(T / n), padding p = n·c - T
-    windows = g.op("Div", g.op("Add", g.op("Mul", batch, length), g.const([LM_HEAD_ROWS - 1])), g.const([LM_HEAD_ROWS]))
+    ids = g.op("Reshape", INPUT_IDS, batch_time)  # fails, as it should, when the ids are not one per hidden state
+    # positions per window at most p = max(rows // B, 1); windows n = ceil(T / p), width c = ceil(T / n) ≤ p,
+    # and padding n·c - T
+    per_window = g.op("Max", g.op("Div", g.const([rows]), batch), one)
+    windows = g.op("Div", g.op("Add", length, g.op("Sub", per_window, one)), per_window)
     width = g.op("Div", g.op("Add", length, g.op("Sub", windows, one)), windows)
     padding = g.op("Sub", g.op("Mul", windows, width), length)
     zero = g.const([0])
     hidden = g.op("Pad", FINAL, g.op("Concat", zero, padding, zero, zero, zero, zero, axis=0))  # (B, n·c, D)
     # The token each position must predict: the next one; the last position has none (0 stands in, cut below).
-    following = g.op("Pad", g.op("Slice", INPUT_IDS, one, g.const([np.iinfo(np.int64).max]), one),
-                     g.const([0, 0, 0, 1]))
+    following = g.op("Pad", g.op("Slice", ids, one, g.const([np.iinfo(np.int64).max]), one), g.const([0, 0, 0, 1]))
     following = g.op("Pad", following, g.op("Concat", zero, padding, zero, zero, axis=0))  # (B, n·c)
 
     body = Builder("lm_head/window")
-    step, condition, carried = "window_index", "window_condition", "window_top_in"
+    step, condition, unread = "window_index", "window_condition", "previous_window_last_column"
     begin = body.op("Mul", body.op("Unsqueeze", step, body.const([0])), width)
     end = body.op("Add", begin, width)
     rows = body.op("Reshape", body.op("Slice", hidden, begin, end, one), body.const([-1, n_embd]))  # (B·c, D)
@@ -171,7 +175,7 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
     window_logprob = body.op("Reshape", picked, window_shape)  # (B, c): the loop stacks them (n, B, c)
     by_column = body.op("Concat", body.const([vocab_size]), window_shape, axis=0)  # (V, B, c)
     final_column = body.op("Sub", width, one)
-    top = body.op("Sub", body.op("Slice", body.op("Reshape", shifted, by_column), final_column, width, last_axis),
+    last_column = body.op("Sub", body.op("Slice", body.op("Reshape", shifted, by_column), final_column, width, last_axis),
                   body.op("Slice", body.op("Reshape", normalizer, body.op("Concat", one, window_shape, axis=0)),
                           final_column, width, last_axis))  # (V, B, 1): the last window's is the one read
     body.nodes.append(helper.make_node("Identity", [condition], [condition + "_out"], name="/lm_head/window/go_on"))
@@ -179,9 +183,9 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
         body.nodes, "lm_head_window",
         [helper.make_tensor_value_info(step, TensorProto.INT64, []),
          helper.make_tensor_value_info(condition, TensorProto.BOOL, []),
-         helper.make_tensor_value_info(carried, TensorProto.FLOAT, [vocab_size, None, 1])],
+         helper.make_tensor_value_info(unread, TensorProto.FLOAT, [vocab_size, None, 1])],
         [helper.make_tensor_value_info(condition + "_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info(top, TensorProto.FLOAT, [vocab_size, None, 1]),
+         helper.make_tensor_value_info(last_column, TensorProto.FLOAT, [vocab_size, None, 1]),
          helper.make_tensor_value_info(window_logprob, TensorProto.FLOAT, [None, None])],
         body.initializers)
 
@@ -203,3 +207,19 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
         helper.make_tensor_value_info(TOP_LOGPROB, TensorProto.FLOAT, [batch, min(TOP_K, vocab_size)]),
         helper.make_tensor_value_info(TOP_IDS, TensorProto.INT64, [batch, min(TOP_K, vocab_size)]),
     ])
+
+
+def without_lm_head(model: onnx.ModelProto, embedding_name: str) -> onnx.ModelProto:
+    """A copy of predict.onnx as block_graph built it, before attach_lm_head: FINAL its one output, no embedding
+    table. For attaching the head again with other `rows` (tests/test_intervene.py, benchmarks/bench_lm_head.py)."""
+    block = onnx.ModelProto()
+    block.CopyFrom(model)
+    added = lambda name: name.startswith("/lm_head/")  # noqa: E731 (every name attach_lm_head's Builder made)
+    nodes = [node for node in block.graph.node if not added(node.name)]
+    initializers = [tensor for tensor in block.graph.initializer if not added(tensor.name) and tensor.name != embedding_name]
+    del block.graph.node[:], block.graph.initializer[:], block.graph.output[:]
+    block.graph.node.extend(nodes)
+    block.graph.initializer.extend(initializers)
+    n_embd = next(value for value in block.graph.input if value.name == RESIDUAL).type.tensor_type.shape.dim[2]
+    block.graph.output.extend([helper.make_tensor_value_info(FINAL, TensorProto.FLOAT, ["batch", "length", n_embd.dim_value])])
+    return block

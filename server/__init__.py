@@ -20,7 +20,7 @@ from .api import bp, error_response
 from .cache import ByteLRU
 from .compare import bp as compare_bp
 from .config import DEFAULTS, from_environment
-from .engine import limit_malloc_arenas
+from .memory import limit_malloc_arenas
 from .models import ModelRegistry
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

@@ -27,7 +27,7 @@ from twelve_heads.errors import InputError
 from twelve_heads.modeldir import BOS_TOKEN
 
 from .api import ATTENTION_FIELDS, cached_json, respond
-from .engine import release_freed_memory
+from .memory import release_freed_memory
 from .fields import Field, Fields, boolean, heads_of_model, knocked_out_heads, model_name, sentence
 from .intervene import head_mask
 

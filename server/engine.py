@@ -9,9 +9,7 @@ thread-safe); `attend` allocates nothing shared.
     result.attention.shape  # (L, H, T, T): layer, head, query, key
 """
 
-import ctypes
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,8 @@ from twelve_heads.modeldir import (BATCHABLE, BOS_TOKEN, GRAPH, HEAD_MASK, INPUT
 
 from .batcher import MicroBatcher
 from .intervene import Predictor, head_mask, shared_initializers
+from .memory import release_freed_memory
+from .tokens import open_tokenizer, token_display
 
 # The engine's defaults; the server's settings (server/config.py) start from these, so the engine used alone
 # behaves as the server does.
@@ -36,8 +36,6 @@ ENGLISH_CHARS_PER_TOKEN = 4.5
 # the memory to the system, release_freed_memory). The arena otherwise keeps the peak of the longest sentence ever
 # run for the life of the process. Shorter runs keep it: reusing it spares every run its allocations.
 LONG_SENTENCE_TOKENS = 256
-M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
-MALLOC_ARENAS = 2
 LONG_RUN = ort.RunOptions()
 LONG_RUN.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 BATCH_SENTENCES = 16  # run_batch's largest batch: benchmarks/bench_batch.py measures the choice
@@ -303,38 +301,11 @@ def check_batch(batch, vocab_size: int, max_tokens: int) -> None:
                                  f"from 0 to {vocab_size - 1:,})")
 
 
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
-    """Cap glibc's malloc arenas, before the request threads start. glibc gives threads arenas of their own (up
-    to 8 per core), and each keeps its own freed pieces, so a worker's memory grows with its threads for no gain:
-    Python's small objects don't use malloc, so there is little to contend for."""
-    if glibc := _glibc():
-        glibc.mallopt(M_ARENA_MAX, arenas)
-
-
-def release_freed_memory() -> None:
-    """Hand freed memory back to the system: after loading (the parsed protobuf, unpacked weights), and after a
-    long sentence (its activations). glibc keeps it otherwise, and a worker would stay at its largest for good
-    (tests/test_faults.py checks that a 1,024-token sentence leaves nothing behind)."""
-    if glibc := _glibc():
-        glibc.malloc_trim(0)
-
-
-@lru_cache(maxsize=1)
-def _glibc() -> ctypes.CDLL | None:
-    """glibc, whose allocator the two functions above tune; None elsewhere (macOS, musl), where there is
-    nothing to tune and nothing lost."""
-    try:
-        glibc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return glibc if hasattr(glibc, "mallopt") and hasattr(glibc, "malloc_trim") else None
-
-
 def open_session(model_path: Path, threads: int | None, shared: dict | None = None,
                  memory_pattern: bool = True) -> ort.InferenceSession:
     """`shared`: {initializer name: OrtValue} that the session uses instead of loading its own copy.
     `memory_pattern` False: no planned block per input shape, which predict.onnx's arena would otherwise keep
-    for each sentence length at its logits' size (bench_intervene.py measures the memory)."""
+    for each sentence length (its windows' logits tables are freed and reused within a run instead)."""
     options = ort.SessionOptions()
     options.enable_mem_pattern = memory_pattern
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -387,43 +358,3 @@ def probe_vocabulary(session: ort.InferenceSession, manifest: dict, model_path: 
     except Exception:  # onnxruntime's own types
         raise ModelError(f"{model_path} has fewer token embeddings than the {manifest['vocab_size']:,} its manifest "
                          f"says; {REEXPORT_HINT}") from None
-
-
-def open_tokenizer(tokenizer_path: Path, manifest: dict) -> Tokenizer:
-    try:
-        tokenizer = Tokenizer.from_file(str(tokenizer_path))
-    except Exception as err:  # tokenizers raises a bare Exception for missing and malformed files alike
-        missing = "is missing" if not tokenizer_path.exists() else f"is not a valid tokenizer ({str(err)[:200]})"
-        raise ModelError(f"{tokenizer_path} {missing}; {REEXPORT_HINT}") from None
-    if tokenizer.get_vocab_size() > manifest["vocab_size"]:
-        raise ModelError(f"{tokenizer_path} has {tokenizer.get_vocab_size():,} tokens but the model has "
-                         f"{manifest['vocab_size']:,} embeddings: it belongs to another model; {REEXPORT_HINT}")
-    return tokenizer
-
-
-
-@lru_cache(maxsize=1)
-def byte_decoder() -> dict[str, int]:
-    """GPT-2's byte-level alphabet, inverted: each of 256 printable characters stands for one byte."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    characters, extra = list(printable), 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            characters.append(256 + extra)
-            extra += 1
-    return {chr(character): byte for byte, character in zip(printable, characters)}
-
-
-def token_display(token: str | None) -> str:
-    """What a token stands for, as text: ' world'; a fragment of a multi-byte character shows its bytes."""
-    if token is None:
-        return "�"
-    decoder = byte_decoder()
-    if not all(character in decoder for character in token):
-        return token  # a special token such as <|endoftext|>, or a non-byte-level vocabulary
-    raw = bytes(decoder[character] for character in token)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "".join(chr(b) if b < 0x80 else f"\\x{b:02x}" for b in raw)

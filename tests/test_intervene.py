@@ -10,16 +10,19 @@ import json
 import shutil
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import helper
 from transformers import GPT2Model
 
 from conftest import GPT2_TOKENIZER, run_export, save_random_gpt2
 from twelve_heads.errors import ModelError
-from twelve_heads.export.predict import LM_HEAD_ROWS
-from twelve_heads.modeldir import BATCHABLE
-from twelve_heads.server.engine import Engine
-from twelve_heads.server.intervene import downstream_change, head_mask, intervene
+from twelve_heads.export.predict import FINAL, attach_lm_head, without_lm_head
+from twelve_heads.modeldir import (BATCHABLE, EMBEDDING, HEAD_MASK, INPUT_IDS, NEXT_TOKEN_LOGPROB, PREDICT_GRAPH, RESIDUAL,
+                                   TOP_IDS, TOP_LOGPROB)
+from twelve_heads.server.engine import Engine, open_session
+from twelve_heads.server.intervene import downstream_change, head_mask, intervene, shared_initializers
 
 BOS = 50256
 ATTENTION_ATOL = 1e-5
@@ -110,16 +113,45 @@ def test_knocked_out_heads_match_transformers_head_mask(engine, reference, mask_
         assert np.abs(result.prediction.top_logprob - result.clean.prediction.top_logprob).max() > 1e-3
 
 
-def test_the_parity_lengths_run_the_lm_head_in_several_windows_with_padding(engine):
-    """The test above covers predict.onnx's windows (export/predict.attach_lm_head) only if a batch of two (the
-    cold pass) at its lengths needs several windows of LM_HEAD_ROWS rows, with zero rows before position 0 where
-    the windows do not divide T: the windows' count, width and padding as the graph computes them."""
-    cases = []
-    for n_tokens in (17, engine.n_positions):
-        windows = -(-2 * n_tokens // LM_HEAD_ROWS)
-        width = -(-n_tokens // windows)
-        cases.append((windows, windows * width - n_tokens))
-    assert any(windows > 1 and padding > 0 for windows, padding in cases), cases
+@pytest.mark.parametrize("rows", [1, 3, 8, 10_000])
+def test_the_lm_head_in_windows_of_any_size_is_the_log_softmax_of_the_tied_embedding(tmp_path, exported, rows):
+    """predict.onnx's LM head (export/predict.attach_lm_head) attached again with `rows` rows a window, beside the
+    hidden states it reads: windows of one position, windows with zero rows before position 0, one window for
+    all, at every kind of length, for one sentence and for two with different tokens."""
+    directory = exported[1]
+    manifest = json.loads((directory / "manifest.json").read_text())
+    name = manifest["intervention"]["embedding"]["initializer"]
+    graph = onnx.load(str(directory / PREDICT_GRAPH), load_external_data=False)
+    model = without_lm_head(graph, name)
+    attach_lm_head(model, next(tensor for tensor in graph.graph.initializer if tensor.name == name), None, rows=rows)
+    model.graph.output.extend([helper.make_tensor_value_info(FINAL, onnx.TensorProto.FLOAT, None)])
+    onnx.save(model, str(tmp_path / PREDICT_GRAPH))
+    shutil.copy(directory / EMBEDDING, tmp_path)  # onnxruntime checks that the graph's external data is beside it
+    shared = shared_initializers(directory, manifest)  # the table as the server gives it (outlives the session)
+    session = open_session(tmp_path / PREDICT_GRAPH, None, shared, memory_pattern=False)
+    table = next(iter(shared.values())).numpy()
+    rng = np.random.default_rng(rows)
+    for batch in (1, 2):
+        for n_tokens in sorted({1, 2, 3, 5, 17, manifest["n_positions"] - 1, manifest["n_positions"]}):
+            ids = rng.integers(0, manifest["vocab_size"], (batch, n_tokens))
+            feeds = {RESIDUAL: rng.standard_normal((batch, n_tokens, manifest["n_embd"])).astype(np.float32),
+                     HEAD_MASK: np.ones((batch, manifest["n_layer"], manifest["n_head"]), np.float32), INPUT_IDS: ids}
+            next_logprob, top_logprob, top_ids, final = session.run([NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS, FINAL],
+                                                                    feeds)
+            logprobs = torch.log_softmax(torch.from_numpy(final @ table.T), dim=-1).numpy()  # (B, T, V)
+            expected = np.take_along_axis(logprobs[:, :-1], ids[:, 1:, None], axis=-1)[..., 0]
+            np.testing.assert_allclose(next_logprob, expected, atol=LOGPROB_ATOL, rtol=0)
+            best = torch.topk(torch.from_numpy(logprobs[:, -1]), top_ids.shape[1])
+            assert top_ids.tolist() == best.indices.tolist(), (batch, n_tokens)
+            np.testing.assert_allclose(top_logprob, best.values.numpy(), atol=LOGPROB_ATOL, rtol=0)
+
+
+def test_predict_refuses_token_ids_that_are_not_one_per_hidden_state(exported, engine):
+    """The head's windows are cut from the hidden states' shape: ids of another length must fail, not misalign."""
+    ids = sentence(9, False)
+    residual = engine.run_with_residual(ids)[1]
+    with pytest.raises(ModelError, match="failed on a 8-token sentence"):
+        engine.predictor.predict(ids[:8], residual[None], head_mask(engine.n_layer, engine.n_head)[None])
 
 
 def test_only_layers_after_the_first_knocked_out_head_change(engine):
