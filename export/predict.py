@@ -152,12 +152,12 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
     step, condition, unread = "window_index", "window_condition", "previous_window_last_column"
     begin = body.op("Mul", body.op("Unsqueeze", step, body.const([0])), width)
     end = body.op("Add", begin, width)
-    rows = body.op("Reshape", body.op("Slice", hidden, begin, end, one), body.const([-1, n_embd]))  # (B·c, D)
+    window_rows = body.op("Reshape", body.op("Slice", hidden, begin, end, one), body.const([-1, n_embd]))  # (B·c, D)
     if quantized is None:
-        logits = body.op("Gemm", embedding.name, rows, transB=1)  # (V, B·c)
+        logits = body.op("Gemm", embedding.name, window_rows, transB=1)  # (V, B·c)
     else:
-        codes, codes_scale, codes_zero = body.op("DynamicQuantizeLinear", body.op("Transpose", rows, perm=[1, 0]),
-                                                 outputs=3)
+        codes, codes_scale, codes_zero = body.op(
+            "DynamicQuantizeLinear", body.op("Transpose", window_rows, perm=[1, 0]), outputs=3)
         product = body.op("MatMulInteger", embedding.name, codes, body.const(quantized["zero_point"], np.uint8),
                           codes_zero)
         scale = body.op("Mul", body.const(quantized["scale"], np.float32), codes_scale)
