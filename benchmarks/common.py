@@ -244,7 +244,8 @@ def attention_work(n_tokens: int, n_layer=12, n_embd=768) -> tuple[float, float]
 
 def predict_work(n_tokens: int, n_embd=768, vocab_size=50257) -> float:
     """FLOPs of predict.onnx for one sentence at T = n_tokens: the whole last block again (it starts from the
-    stream entering it), then the tied LM head, vocabulary × n_embd per position. Counted as attention_work."""
+    stream entering it), then the tied LM head, vocabulary × n_embd per position. Counted as attention_work, and
+    a lower bound as it is: the log-softmax's exp per logit (vocabulary per position) and padded rows left out."""
     t, d = n_tokens, n_embd
     return 2 * t * (3 * d * d + d * d + 8 * d * d) + 2 * (2 * t * t * d) + 2 * t * vocab_size * d
 
