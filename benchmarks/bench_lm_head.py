@@ -39,8 +39,7 @@ directory = {directory!r}
 manifest = json.load(open(directory + "/manifest.json"))
 model = onnx.load(directory + "/" + PREDICT_GRAPH, load_external_data=False)
 table_name = manifest[INTERVENTION]["embedding"]["initializer"]
-table = next(t for t in model.graph.initializer if t.name == table_name)
-model = predict.without_lm_head(model, table_name)
+model, table = predict.without_lm_head(model, table_name)
 predict.attach_lm_head(model, table, None, rows={rows!r})
 n_embd = manifest["n_embd"]
 shared = shared_initializers(directory, manifest)  # must outlive the session, which reads its memory

@@ -226,6 +226,12 @@ def sgemm_gflops() -> float:
     return float(output.stdout)
 
 
+def block_work(n_tokens: int, n_embd=768) -> float:
+    """FLOPs of one whole transformer block at T = n_tokens, counted as attention_work says."""
+    t, d = n_tokens, n_embd
+    return 2 * t * (3 * d * d + d * d + 8 * d * d) + 2 * (2 * t * t * d)
+
+
 def attention_work(n_tokens: int, n_layer=12, n_embd=768) -> tuple[float, float]:
     """(FLOPs, weight bytes) the attention probabilities of every layer need at T = n_tokens.
 
@@ -235,9 +241,8 @@ def attention_work(n_tokens: int, n_layer=12, n_embd=768) -> tuple[float, float]
     are O(T·d) and left out, which keeps this an honest lower bound.
     """
     t, d = n_tokens, n_embd
-    full_layer = 2 * t * (3 * d * d + d * d + 8 * d * d) + 2 * (2 * t * t * d)
     last_layer = 2 * t * (2 * d * d) + 2 * t * t * d
-    flops = (n_layer - 1) * full_layer + last_layer
+    flops = (n_layer - 1) * block_work(t, d) + last_layer
     weight_bytes = 4 * ((n_layer - 1) * 12 * d * d + 2 * d * d)
     return flops, weight_bytes
 
@@ -246,8 +251,7 @@ def predict_work(n_tokens: int, n_embd=768, vocab_size=50257) -> float:
     """FLOPs of predict.onnx for one sentence at T = n_tokens: the whole last block again (it starts from the
     stream entering it), then the tied LM head, vocabulary × n_embd per position. Counted as attention_work, and
     a lower bound as it is: the log-softmax's exp per logit (vocabulary per position) and padded rows left out."""
-    t, d = n_tokens, n_embd
-    return 2 * t * (3 * d * d + d * d + 8 * d * d) + 2 * (2 * t * t * d) + 2 * t * vocab_size * d
+    return block_work(n_tokens, n_embd) + 2 * n_tokens * vocab_size * n_embd
 
 
 def floor_ms(n_tokens: int, gflops: float, read_gbs: float) -> float:

@@ -209,9 +209,11 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
     ])
 
 
-def without_lm_head(model: onnx.ModelProto, embedding_name: str) -> onnx.ModelProto:
-    """A copy of predict.onnx as block_graph built it, before attach_lm_head: FINAL its one output, no embedding
-    table. For attaching the head again with other `rows` (tests/test_intervene.py, benchmarks/bench_lm_head.py)."""
+def without_lm_head(model: onnx.ModelProto, embedding_name: str) -> tuple[onnx.ModelProto, onnx.TensorProto]:
+    """A copy of predict.onnx as block_graph built it, before attach_lm_head (FINAL its one output), and the
+    embedding table's initializer it held: what attach_lm_head takes to attach the head again with other `rows`
+    (tests/test_intervene.py, benchmarks/bench_lm_head.py)."""
+    table = next(tensor for tensor in model.graph.initializer if tensor.name == embedding_name)
     block = onnx.ModelProto()
     block.CopyFrom(model)
     added = lambda name: name.startswith("/lm_head/")  # noqa: E731 (every name attach_lm_head's Builder made)
@@ -222,4 +224,4 @@ def without_lm_head(model: onnx.ModelProto, embedding_name: str) -> onnx.ModelPr
     block.graph.initializer.extend(initializers)
     n_embd = next(value for value in block.graph.input if value.name == RESIDUAL).type.tensor_type.shape.dim[2]
     block.graph.output.extend([helper.make_tensor_value_info(FINAL, TensorProto.FLOAT, ["batch", "length", n_embd.dim_value])])
-    return block
+    return block, table

@@ -122,8 +122,8 @@ def test_the_lm_head_in_windows_of_any_size_is_the_log_softmax_of_the_tied_embed
     manifest = json.loads((directory / "manifest.json").read_text())
     name = manifest["intervention"]["embedding"]["initializer"]
     graph = onnx.load(str(directory / PREDICT_GRAPH), load_external_data=False)
-    model = without_lm_head(graph, name)
-    attach_lm_head(model, next(tensor for tensor in graph.graph.initializer if tensor.name == name), None, rows=rows)
+    model, table_tensor = without_lm_head(graph, name)
+    attach_lm_head(model, table_tensor, None, rows=rows)
     model.graph.output.extend([helper.make_tensor_value_info(FINAL, onnx.TensorProto.FLOAT, None)])
     onnx.save(model, str(tmp_path / PREDICT_GRAPH))
     shutil.copy(directory / EMBEDDING, tmp_path)  # onnxruntime checks that the graph's external data is beside it
