@@ -1,8 +1,11 @@
 """The whole head atlas for GPT-2 small's shape, fp32, and the time of each part (target: 20 s on 2 cores).
 
-    python benchmarks/bench_atlas.py [--threads N] [--rounds 2] [--reference] [--out benchmarks/results/bench_atlas.txt]
+    python benchmarks/bench_atlas.py [--threads N] [--rounds 3] [--reference] [--out benchmarks/results/bench_atlas.txt]
 
-Times `compute_atlas` end to end (the best of --rounds), then each of its parts on its own in the same process,
+Times `compute_atlas` end to end (the best of --rounds) as `twelve-heads atlas` runs it (atlas_engine: one
+single-threaded onnxruntime session, a worker a core, each running and labelling its own batches) and, turn about
+in the same rounds, as it ran before (one worker, one session on every core, one batch at a time), and prints their
+ratio. Then each of its parts on its own in the same process, one batch at a time,
 in the order compute_atlas runs them: tokenizing the corpus (without and with <|endoftext|> first), the engine
 over both settings' items in the batches compute_atlas cuts, labelling and scoring each item plain and sink-aware,
 the summaries, and writing atlas.json with its checksum. The model is common.py's random-initialised GPT-2 small
@@ -38,8 +41,8 @@ REFERENCE_BATCH = 16  # the old batches: this many items of one setting, of simi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="onnxruntime threads")
-    parser.add_argument("--rounds", type=int, default=2, help="end-to-end runs; the best is reported")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="cores the atlas uses")
+    parser.add_argument("--rounds", type=int, default=3, help="end-to-end runs of each path; the best is reported")
     parser.add_argument("--reference", action="store_true", help="time the replaced path beside each part")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="also write the report to this file")
     args = parser.parse_args()
@@ -48,24 +51,31 @@ def main() -> None:
     import atlas_reference  # the old labelling, kept in tests/ as the oracle
 
     from twelve_heads.server import atlas as atlas_module
-    from twelve_heads.server.atlas import (Tally, add_item, attention_of, batches, compute_atlas, probe_halves,
-                                           reference_items, summarize)
+    from twelve_heads.server.atlas import (Tally, add_item, atlas_engine, attention_of, batches, compute_atlas,
+                                           probe_halves, reference_items, summarize)
     from twelve_heads.server.atlas_file import write_atlas
     from twelve_heads.server.engine import Engine
 
-    engine = Engine.load(exported(), threads=args.threads)
+    engine = Engine.load(exported(), threads=args.threads)  # the path before: one batch at a time on every core
+    single, workers = atlas_engine(exported(), args.threads)
     gflops = sgemm_gflops()
     lines = [f"machine: {os.cpu_count()} cores, sgemm {gflops:.0f} GFLOP/s (numpy, all cores), load average "
-             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min); onnxruntime threads {args.threads}; "
-             f"model {engine.name} ({engine.n_layer} layers x {engine.n_head} heads, fp32)"]
-    engine.run([464] * 16)  # the session's first run allocates; the atlas never pays for it twice
+             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min); model {engine.name} "
+             f"({engine.n_layer} layers x {engine.n_head} heads, fp32)"]
+    contenders = {f"{workers} workers x 1 onnxruntime thread (twelve-heads atlas)": (single, workers),
+                  f"1 worker x {args.threads} onnxruntime threads (before)": (engine, 1)}
+    for session, _ in contenders.values():
+        session.run([464] * 16)  # a session's first run allocates; the atlas never pays for it twice
+        compute_atlas(session, workers=workers)  # ... and its arena grows to the atlas's batches once
 
-    whole = []
-    for _ in range(args.rounds):
+    whole = {name: [] for name in contenders}
+    for round_number in range(args.rounds):
         QUIET.wait()
-        started = time.perf_counter()
-        atlas = compute_atlas(engine)
-        whole.append(time.perf_counter() - started)
+        for name in list(contenders)[::(-1) ** round_number]:  # turn about: each goes first every other round
+            session, count = contenders[name]
+            started = time.perf_counter()
+            atlas = compute_atlas(session, workers=count)
+            whole[name].append(time.perf_counter() - started)
 
     parts, reference = {}, {}
 
@@ -112,10 +122,13 @@ def main() -> None:
         shutil.copy(engine.path / "manifest.json", copy / "manifest.json")
         timed("write atlas.json + manifest", write_atlas, copy, atlas)
 
-    best = min(whole)
     n_items = len(work)
-    lines += ["", f"whole atlas: best {best:.1f} s of {args.rounds} (all: {', '.join(f'{t:.1f}' for t in whole)} s); "
-                  f"target {TARGET_S:.0f} s: {'met' if best <= TARGET_S else 'NOT met'}",
+    (new_name, new_times), (old_name, old_times) = whole.items()
+    lines += ["", "| whole atlas | best s | all rounds s | / before |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {min(times):.1f} | {', '.join(f'{t:.1f}' for t in times)} | "
+              f"{min(times) / min(old_times):.2f}× |" for name, times in whole.items()]
+    lines += ["", f"target {TARGET_S:.0f} s for the whole atlas: {'met' if min(new_times) <= TARGET_S else 'NOT met'} "
+                  f"({new_name}: {min(new_times):.1f} s)",
               f"{len(prepared[False])} items per setting ({len(prepared[False]) - len(halves)} corpus + {len(halves)} "
               f"probe of 2 x {half} tokens), each run twice (without and with <|endoftext|>), each labelled twice "
               "(plain, sink-aware)", ""]
@@ -126,7 +139,8 @@ def main() -> None:
     if args.reference:
         lines.append(f"reference batches: {len(old_batches)} runs, {floor[1][1]:,} padded tokens; floor "
                      f"{floor[1][0]:.1f} s")
-    lines += ["", "| part | s | share of the parts | per item ms |" + (" reference s | new / reference |"
+    lines += ["", f"its parts, each timed on its own, one batch at a time on {args.threads} onnxruntime threads:",
+              "", "| part | s | share of the parts | per item ms |" + (" reference s | new / reference |"
                                                                     if args.reference else ""),
               "|---|---:|---:|---:|" + ("---:|---:|" if args.reference else "")]
     total = sum(parts.values())

@@ -196,15 +196,14 @@ def add_atlas(building: Path) -> None:
     """The head atlas (server/atlas.py), computed by the engine from the graph just written, as `twelve-heads
     atlas` would; imported here so that exporting without it never loads the server."""
     from twelve_heads.progress import ProgressBar
-    from twelve_heads.server.atlas import compute_atlas
+    from twelve_heads.server.atlas import atlas_engine, compute_atlas
     from twelve_heads.server.atlas_file import write_atlas
-    from twelve_heads.server.engine import Engine
 
     step = Step()
     step.begin("computing the head atlas over the reference corpus")
-    engine = Engine.load(building)
+    engine, workers = atlas_engine(building)
     progress = ProgressBar("  atlas", "sentences") if log.isEnabledFor(logging.INFO) else None
-    write_atlas(building, compute_atlas(engine, progress))
+    write_atlas(building, compute_atlas(engine, progress, workers))
     del engine
     step.end()
 

@@ -6,7 +6,8 @@ sequences of PROBE_LENGTH random tokens, each repeated once, as ARENA and Transf
 head on every item with `label_heads`, and returns what `atlas.json` holds (README: "The head atlas"). Torch-free:
 the engine and numpy.
 
-    atlas = compute_atlas(Engine.load("models/gpt2"))   # or: twelve-heads atlas models/gpt2
+    engine, workers = atlas_engine("models/gpt2")  # or: twelve-heads atlas models/gpt2
+    atlas = compute_atlas(engine, workers=workers)
     atlas["views"][0]["heads"][5][5]["consensus"]        # "induction"
 
 Four views, each computed from its own attention: with and without <|endoftext|> first, each plain and
@@ -27,8 +28,12 @@ In the sink-aware views, an item on which a head leaves nothing off the first to
 import hashlib
 import json
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +43,9 @@ from twelve_heads.modeldir import GRAPH
 from .detector import previous_token_pattern, tl_similarity_score
 from .heads import LABELS, SCORE_NAMES, label_indices
 from .scores import FIRST_SCORED_ROW, MIN_REPEAT_ROWS, measure, validated, without_first_token
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 ATLAS_VERSION = 1  # raised when a reader of an older version would misread a newer atlas.json
 CORPUS_PATH = Path(__file__).resolve().parent / "data" / "atlas_corpus.json"
@@ -96,9 +104,10 @@ class Item:
         return can
 
 
-def compute_atlas(engine, progress=None) -> dict:
-    """The atlas of `engine`'s model (what atlas.json holds). `progress(done, total)` is called after each batch of
-    sentences. The same model gives the same atlas, number for number."""
+def compute_atlas(engine, progress=None, workers: int = 1) -> dict:
+    """The atlas of `engine`'s model (what atlas.json holds), its batches run and labelled by `workers` threads
+    (atlas_engine says how many). `progress(done, total)` is called after each batch of sentences. The same engine
+    gives the same atlas, number for number, with any number of workers."""
     corpus_bytes = CORPUS_PATH.read_bytes()
     texts = json.loads(corpus_bytes)["items"]
     bos = engine.manifest.get("bos_token_id")
@@ -112,15 +121,7 @@ def compute_atlas(engine, progress=None) -> dict:
     # <|endoftext|> first is as long as another sentence one token longer without it, and pads nothing beside it.
     work = [(tallies[prepend_bos], index, item) for prepend_bos, (items, _) in prepared.items()
             for index, item in enumerate(items)]
-    done = 0
-    for batch in batches(engine, [len(item.ids) for _, _, item in work]):
-        members = [work[position] for position in batch]
-        attentions = attention_of(engine, [item.ids for _, _, item in members])
-        for (view_tallies, index, item), attention in zip(members, attentions, strict=True):
-            add_item(view_tallies, index, item, attention)
-        done += len(batch)
-        if progress:
-            progress(done, len(work))
+    label_work(engine, work, workers, progress)
     views = [summarize(items, tallies[prepend_bos][sink_aware], prepend_bos, sink_aware)
              for prepend_bos, (items, _) in prepared.items() for sink_aware in (False, True)]
     kinds = {}
@@ -144,6 +145,51 @@ def compute_atlas(engine, progress=None) -> dict:
         "rules": RULES,
         "views": views,
     }
+
+
+def atlas_engine(path, cores: int | None = None) -> tuple["Engine", int]:
+    """The engine the atlas runs on, and how many workers run it: one single-threaded onnxruntime session, one
+    worker a core (`cores`, default all). The atlas's batches are independent of each other, and two of them run
+    side by side on one core each finish sooner than one after the other on both cores
+    (benchmarks/bench_atlas.py): no kernel waits for the other core, and one worker's labelling (numpy and Python,
+    which holds the GIL) fills the time the other's run leaves (onnxruntime releases it)."""
+    from .engine import Engine  # the atlas itself only needs an engine's methods; loading one needs onnxruntime
+    return Engine.load(path, threads=1), cores or os.cpu_count() or 1
+
+
+def label_work(engine, work: list[tuple], workers: int, progress=None) -> None:
+    """Run the engine over `work` ((tallies, index, item) triples) in batches, and add each item to its tallies,
+    on `workers` threads. Each item has its own row in its tallies, so the order they finish in changes nothing.
+    The costliest batches go first, so that no worker is left alone with a long one at the end. An error or an
+    interrupt cancels the batches not yet started and waits for the running ones before it is raised."""
+    cut = batches(engine, [len(item.ids) for _, _, item in work])
+    cut.sort(key=lambda batch: -len(batch) * max(len(work[position][2].ids) for position in batch))
+
+    stopped = threading.Event()  # once set, a batch a worker has already taken does nothing
+
+    def run(batch: list[int]) -> int:
+        if stopped.is_set():
+            return 0
+        try:
+            members = [work[position] for position in batch]
+            attentions = attention_of(engine, [item.ids for _, _, item in members])
+            for (view_tallies, index, item), attention in zip(members, attentions, strict=True):
+                add_item(view_tallies, index, item, attention)
+        except BaseException:
+            stopped.set()
+            raise
+        return len(batch)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlas")
+    try:
+        done = 0
+        for finished in as_completed([pool.submit(run, batch) for batch in cut]):
+            done += finished.result()
+            if progress:
+                progress(done, len(work))
+    finally:
+        stopped.set()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def attention_of(engine, batch: list[list[int]]) -> list[np.ndarray]:

@@ -7,12 +7,14 @@ back verified; the determinism test computes the random model's again in this pr
 
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
 
 from twelve_heads.server.atlas import (CORPUS_PATH, LONG_RANGE_MIN_TOKENS, PROBE_LENGTH, PROBE_SEQUENCES, arena_induction_score,
-                                       compute_atlas, probe_halves, repeat_rows)
+                                       atlas_engine, compute_atlas, probe_halves, repeat_rows)
+from twelve_heads.errors import InputError
 from twelve_heads.server.atlas_file import read_atlas
 from twelve_heads.server.atlas_view import usually
 from twelve_heads.server.engine import Engine
@@ -106,9 +108,34 @@ def test_a_random_gpt2_has_low_consistency_and_says_so(random_atlas, demo_atlas,
     assert max(head["induction_score"] for head in heads) < OTHER_HEAD_SCORE
 
 
-def test_the_atlas_is_the_same_every_time_it_is_computed(wide_model, random_atlas):
-    """atlas.json was computed by the export, in its own process; computing it here gives identical numbers."""
-    assert compute_atlas(Engine.load(wide_model)) == random_atlas
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_the_atlas_is_the_same_every_time_it_is_computed(wide_model, random_atlas, workers):
+    """atlas.json was computed by the export, in its own process, with a worker a core; computing it here, with
+    any number of workers finishing its batches in any order, gives identical numbers."""
+    engine, _ = atlas_engine(wide_model)
+    assert compute_atlas(engine, workers=workers) == random_atlas
+
+
+def test_an_error_in_one_batch_stops_the_atlas_and_reaches_its_caller(wide_model):
+    """The engine refuses the third batch it is given: compute_atlas raises that error, starts no batch after it
+    and leaves no worker thread behind."""
+    class FailingEngine(Engine):
+        runs = 0
+
+        def run_batch(self, batch):
+            with lock:
+                FailingEngine.runs += 1
+                if FailingEngine.runs == 3:
+                    raise InputError("the third batch is refused")
+            return super().run_batch(batch)
+
+    lock = threading.Lock()
+    engine = FailingEngine.load(wide_model, threads=1)
+    progress = []
+    with pytest.raises(InputError, match="the third batch is refused"):
+        compute_atlas(engine, lambda done, total: progress.append(done), workers=2)
+    assert FailingEngine.runs <= 4  # the third, and at most one that the other worker had already begun
+    assert len(progress) <= 3 and not [thread for thread in threading.enumerate() if thread.name.startswith("atlas")]
 
 
 @pytest.mark.parametrize("which", ["demo", "random"])

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                     "does this by default; this command is for a model directory that has no atlas (or an old one). "
                     "A running server picks the new atlas up by itself. Torch-free.")
     atlas.add_argument("model_dir", metavar="MODEL_DIR", help="an exported model directory, e.g. models/gpt2")
-    atlas.add_argument("--threads", type=positive, help="onnxruntime threads (default: one per core)")
+    atlas.add_argument("--threads", type=positive,
+                       help="cores to use, one single-threaded onnxruntime run on each (default: every core)")
     atlas.add_argument("--quiet", action="store_true", help="no progress bar; print only the result or the error")
     if argv[:1] == ["export"]:  # the exporter parses its own flags, and its --help is its own
         return run_export(argv[1:])
@@ -93,15 +94,14 @@ def run_atlas(args: argparse.Namespace) -> int:
 
     from twelve_heads.errors import HeadsError
     from twelve_heads.progress import ProgressBar
-    from twelve_heads.server.atlas import compute_atlas
+    from twelve_heads.server.atlas import atlas_engine, compute_atlas
     from twelve_heads.server.atlas_file import write_atlas
-    from twelve_heads.server.engine import Engine
 
     started = time.perf_counter()
     try:
-        engine = Engine.load(args.model_dir, threads=args.threads)
+        engine, workers = atlas_engine(args.model_dir, args.threads)
         progress = None if args.quiet else ProgressBar(f"atlas of {engine.name}", "sentences")
-        atlas = compute_atlas(engine, progress)
+        atlas = compute_atlas(engine, progress, workers)
         path = write_atlas(engine.path, atlas)
     except HeadsError as err:
         print(f"atlas: {err}", file=sys.stderr)
