@@ -26,15 +26,19 @@ const UNKNOWN_STYLE = { colour: "#FFFFFF", ink: "#000" };
 export const NEAR_LABELS = ["diagonal", "previous-token", "local"];  // heads that look at the current or nearby tokens
 const HIDDEN_TEXT = "?";
 
-/** What the page's two tags mean (the server's labels come with their meanings in the glossary). The fewest
- *  tokens a head needs is the server's: the glossary's scored_from_tokens (server/scores.py, FIRST_SCORED_ROW). */
+/** Why a head needs a sentence of some length: the fewest tokens is the server's, the glossary's
+ *  scored_from_tokens (server/scores.py, FIRST_SCORED_ROW). */
+export function tokensNeeded(glossary) {
+  return `a head needs ${glossary.scored_from_tokens} tokens before the first, the previous and the current token ` +
+    "are three different tokens";
+}
+
+/** What the page's two tags mean (the server's labels come with their meanings in the glossary). */
 export function tagMeanings(glossary) {
   return {
     [PURE_SINK]: "all of its attention is on the first token: with that column set aside, nothing is left to label " +
       "(turn “hide the first column” off to see it as a broadcaster)",
-    [TOO_SHORT]: "the sentence is too short to tell where attention goes: a head needs " +
-      `${glossary.scored_from_tokens} tokens before the first, the previous and the current token are three ` +
-      "different tokens",
+    [TOO_SHORT]: `the sentence is too short to tell where attention goes: ${tokensNeeded(glossary)}`,
   };
 }
 

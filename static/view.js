@@ -4,7 +4,7 @@
 
 import { visibleToken } from "./attention.js";
 import { count, plural } from "./format.js";
-import { TOO_SHORT, headTag, paintChip, tagMeanings } from "./labels.js";
+import { TOO_SHORT, headTag, paintChip, tagMeanings, tokensNeeded } from "./labels.js";
 import { THUMB_MAX_CELLS } from "./grid.js";
 import { currentModel, isStale } from "./state.js";
 import { bytesOf, characterPieces } from "./tokens.js";
@@ -93,9 +93,9 @@ export function drawGridNote(element, state) {
   const tooShort = Boolean(result) && result.heads.every((layer) => layer.every((info) =>
     headTag(info, result, glossary).name === TOO_SHORT));
   element.hidden = !tooShort;
-  element.textContent = tooShort ? `No head can be labelled yet: ${result.heads[0][0].reason}. A head needs ` +
-    `${glossary.scored_from_tokens} tokens before the first, the previous and the current token are three different ` +
-    "tokens; type a longer sentence." : "";
+  const needed = tokensNeeded(glossary);
+  element.textContent = tooShort ? `No head can be labelled yet: ${result.heads[0][0].reason}. ` +
+    `${needed[0].toUpperCase()}${needed.slice(1)}; type a longer sentence.` : "";
 }
 
 export function drawEmpty(elements, state) {

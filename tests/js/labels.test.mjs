@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { CHIP_STYLE, PURE_SINK, TOO_SHORT, headTag, isScored, meaningOf, tagMeanings } from "../../static/labels.js";
+import { CHIP_STYLE, PURE_SINK, TOO_SHORT, headTag, isScored, meaningOf, tagMeanings, tokensNeeded } from "../../static/labels.js";
+import { drawGridNote } from "../../static/view.js";
 
 const GLOSSARY = { labels: [{ name: "local", meaning: "most attention lands 1 to 4 tokens back." }],
   scored_from_tokens: 3 };  // what /api/models sends
@@ -48,4 +49,19 @@ test("how short is too short is the glossary's: with scored_from_tokens 4, 3 tok
   assert.match(meaning, /a head needs 4 tokens before /);
   assert.equal(meaning, tagMeanings(glossary)[TOO_SHORT]);
   assert.equal(meaningOf(glossary, TOO_SHORT), meaning);
+});
+
+test("the grid's note and the too-short tag give the same need, both from the glossary", () => {
+  const glossary = { ...GLOSSARY, scored_from_tokens: 4 };
+  const note = {};
+  const result = { sink_aware: false, n_tokens: 2, heads: [[{ ...UNSCORED, reason: "two tokens give nothing to score" }]] };
+  drawGridNote(note, { result, glossary });
+  assert.equal(note.hidden, false);
+  assert.equal(note.textContent, "No head can be labelled yet: two tokens give nothing to score. A head needs 4 " +
+    "tokens before the first, the previous and the current token are three different tokens; type a longer sentence.");
+  assert.ok(tagMeanings(glossary)[TOO_SHORT].endsWith(tokensNeeded(glossary)));
+  assert.ok(note.textContent.includes(`A${tokensNeeded(glossary).slice(1)}`));
+  drawGridNote(note, { result: { ...result, heads: [[SCORED]] }, glossary });
+  assert.equal(note.hidden, true);
+  assert.equal(note.textContent, "");
 });
