@@ -71,7 +71,8 @@ def literature(view: dict, source: str | None) -> dict | None:
         cited = table["sources"][entry["source"]]
         heads[entry["layer"]][entry["head"]].append({
             "role": entry["role"], "note": entry["note"], "source": entry["source"], "citation": citation(cited),
-            "title": cited["title"], "url": cited["url"], "atlas": verdict, "comparison": comparison})
+            "title": cited["title"], "url": cited["url"], "checked": cited["checked"], "atlas": verdict,
+            "comparison": comparison})
         verdicts[verdict] += 1
     return {"sources": table["sources"], "verdicts": verdicts, "heads": heads}
 

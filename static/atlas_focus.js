@@ -121,7 +121,8 @@ function drawLiterature(atlas, layer, index) {
   parts.literatureBos.hidden = atlas.prepend_bos || !entries.length;
   parts.literatureList.replaceChildren(...entries.map((entry) => {
     const link = element("a", "", entry.citation);
-    Object.assign(link, { href: entry.url, title: entry.title, target: "_blank", rel: "noopener" });
+    Object.assign(link, { href: entry.url, title: `${entry.title}. Checked ${entry.checked}.`, target: "_blank",
+      rel: "noopener" });
     const verdict = element("p", `verdict-line ${entry.atlas}`, `${verdictSign(entry.atlas)} ${entry.comparison}`);
     const item = element("li", "", element("p", "", element("strong", "", entry.role), " — ", link),
       element("p", "muted", entry.note), verdict);

@@ -173,6 +173,7 @@ def test_gpt2_small_gets_the_literature_with_the_atlas_verdict_on_each_claim(cli
                    if (entry["role"], entry["source"]) == (claim["role"], claim["source"])]
         head = body["heads"][claim["layer"]][claim["head"]]
         assert entry["note"] == claim["note"] and entry["url"] == literature["sources"][claim["source"]]["url"]
+        assert entry["checked"] == literature["sources"][claim["source"]]["checked"]
         if claim["role"] not in LABELS:
             assert entry["atlas"] == "not-checked" and "attention patterns alone cannot show it" in entry["comparison"]
         else:

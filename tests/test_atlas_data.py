@@ -143,10 +143,13 @@ def test_literature_top_level(literature):
 def test_literature_sources_are_complete(literature):
     bad = {}
     for key, source in literature["sources"].items():
-        if not isinstance(source, dict) or set(source) != {"title", "authors", "year", "url"}:
-            bad[key] = "needs exactly title, authors, year, url"
-        elif not all(isinstance(source[f], str) and source[f].strip() for f in ("title", "authors", "url")):
-            bad[key] = "title, authors and url must be non-empty strings"
+        if not isinstance(source, dict) or set(source) != {"title", "authors", "year", "url", "checked"}:
+            bad[key] = "needs exactly title, authors, year, url, checked"
+        elif not all(isinstance(source[f], str) and source[f].strip() for f in ("title", "authors", "url", "checked")):
+            bad[key] = "title, authors, url and checked must be non-empty strings"
+        elif not re.fullmatch(r"\d{4}-\d{2}-\d{2}, against .+", source["checked"]) and not re.fullmatch(
+                r"\d{4}-\d{2}-\d{2}, each head against .+", source["checked"]):
+            bad[key] = "checked says when (YYYY-MM-DD) and against what each claim was checked"
         elif not (isinstance(source["year"], int) and not isinstance(source["year"], bool)
                   and 2015 <= source["year"] <= 2100):
             bad[key] = f"implausible year {source['year']!r}"

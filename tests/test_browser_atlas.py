@@ -335,10 +335,12 @@ def test_gpt2_small_lists_the_published_roles_and_whether_the_atlas_agrees(tab, 
     page = opened(tab, "gpt2", layer=4, head=11)
     shown = page.evaluate("""() => [...document.querySelectorAll('.literature-list li')].map((item) => ({
       role: item.dataset.role, verdict: item.dataset.verdict, citation: item.querySelector('a').textContent,
-      url: item.querySelector('a').href, line: item.querySelector('.verdict-line').textContent }))""")
+      url: item.querySelector('a').href, title: item.querySelector('a').title,
+      line: item.querySelector('.verdict-line').textContent }))""")
     sign = {"agrees": "✓", "disagrees": "✗", "not-checked": "—"}
     assert shown == [{"role": entry["role"], "verdict": entry["atlas"], "citation": entry["citation"],
-                      "url": entry["url"], "line": f"{sign[entry['atlas']]} {entry['comparison']}"} for entry in entries]
+                      "url": entry["url"], "title": f"{entry['title']}. Checked {entry['checked']}.",
+                      "line": f"{sign[entry['atlas']]} {entry['comparison']}"} for entry in entries]
     assert page.is_visible(".literature-bos"), "the works measured with <|endoftext|> first, and the view is without"
     page.check("#prepend-bos")
     tab.ready()
