@@ -51,7 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     report_models(registry)
     app.extensions["heads.models"] = registry
     app.extensions["heads.cache"] = ByteLRU(app.config["CACHE_BYTES"])
-    app.extensions["heads.clean_passes"] = ByteLRU(app.config["CLEAN_PASS_BYTES"])
+    app.extensions["heads.clean_passes"] = {}  # model name -> its ByteLRU (api.clean_passes)
     app.extensions["heads.long_sentences"] = threading.BoundedSemaphore(app.config["LONG_SENTENCE_CONCURRENCY"])
 
     app.register_blueprint(bp)

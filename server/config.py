@@ -11,6 +11,8 @@ from twelve_heads.modeldir import DEFAULT_MODELS_DIR, MODELS_DIR_ENV
 
 from . import engine
 
+WEIGHT_BYTES_PER_CLEAN_PASS_BYTE = 16  # GPT-2 small: 31 MB of clean passes for fp32 (504 MB), 8 MB for int8 (129 MB)
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -48,7 +50,9 @@ SETTINGS = (
             "Memory for cached responses to repeated sentences, in bytes; 0 turns the cache off."),
     Setting("CLEAN_PASS_BYTES", int, 32 * 1024 * 1024, "HEADS_CLEAN_PASS_BYTES",
             "Memory for the sentences' runs with every head, kept so that knocking heads out after looking runs "
-            "only the run without them (2.4 MB a sentence at 64 tokens), in bytes; 0 keeps none."),
+            "only the run without them (2.4 MB a sentence at 64 tokens), in bytes, per model; 0 keeps none. A model "
+            f"keeps at most 1/{WEIGHT_BYTES_PER_CLEAN_PASS_BYTE} of its weights' bytes (GPT-2 small: 31 MB fp32, "
+            "8 MB int8)."),
     Setting("LONG_SENTENCE_TOKENS", int, engine.LONG_SENTENCE_TOKENS, "HEADS_LONG_SENTENCE_TOKENS",
             "Sentences longer than this take LONG_SENTENCE_CONCURRENCY slots, and the memory they need is handed "
             "back when they are done: at 1,024 tokens one request holds ~1 GB."),

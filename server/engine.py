@@ -55,13 +55,14 @@ class Attention:
 class Engine:
     def __init__(self, path: Path, manifest: dict, session: ort.InferenceSession, tokenizer: Tokenizer,
                  max_tokens: int, max_chars: int, long_sentence_tokens: int, predictor: Predictor | None = None,
-                 shared: dict | None = None):
+                 shared: dict | None = None, weight_bytes: int = 0):
         self.path, self.manifest, self.session, self.tokenizer = path, manifest, session, tokenizer
         self.max_tokens, self.max_chars, self.long_sentence_tokens = max_tokens, max_chars, long_sentence_tokens
         self.output_names = [attention_output(layer) for layer in range(self.n_layer)]
         # Knocking heads out needs a graph with head_mask (exported since manifest version 2) and predict.onnx.
         self.predictor = predictor
         self.shared = shared or {}  # the embedding table both sessions read: must outlive them
+        self.weight_bytes = weight_bytes  # its graphs and weights on disk: what it costs in memory, near enough
         self.all_heads = head_mask(self.n_layer, self.n_head)[None] if predictor else None  # (1, L, H) of ones
         self.batcher: MicroBatcher | None = None  # set by load(micro_batch=N): plain runs batched with concurrent ones
 
@@ -97,7 +98,9 @@ class Engine:
         tokenizer = open_tokenizer(path / TOKENIZER, manifest)
         probe_vocabulary(session, manifest, model_path)
         limit = manifest["n_positions"] if max_tokens is None else min(max_tokens, manifest["n_positions"])
-        engine = cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens, predictor, shared)
+        weight_bytes = sum((path / name).stat().st_size for name in (GRAPH, *extra))
+        engine = cls(path, manifest, session, tokenizer, limit, max_chars, long_sentence_tokens, predictor, shared,
+                     weight_bytes)
         if micro_batch > 1 and manifest.get(BATCHABLE) is True:
             engine.batcher = MicroBatcher(engine, micro_batch)
         return engine
