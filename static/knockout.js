@@ -5,6 +5,7 @@
 
 import { getAttention } from "./api.js";
 import { AttentionStore } from "./attention.js";
+import { pushStep } from "./history.js";
 import { addPermalinkField } from "./permalink.js";
 import { look } from "./requests.js";
 import { currentModel, schedule, state } from "./state.js";
@@ -110,11 +111,14 @@ export function toggleHead(layer, head) {
   if (knockoutBlocked(state) || !state.result) return;
   state.knockout.heads = toggledHeads(state.knockout.heads, layer, head);
   state.knockout.note = "";
+  pushStep();  // Back undoes it
   look();
 }
 
-/** A thumbnail's toggle: head `head` of the layer shown. */
+/** A thumbnail's toggle: head `head` of the layer shown, which it also selects (so that K then acts on it). */
 export function toggleHeadOfLayer(head) {
+  if (knockoutBlocked(state) || !state.result) return;
+  state.head = head;
   toggleHead(state.layer, head);
 }
 
@@ -126,6 +130,7 @@ export function toggleSelectedHead() {
 export function restoreAll() {
   if (!state.knockout.heads.length) return;
   Object.assign(state.knockout, { heads: [], note: "" });
+  pushStep();
   look();
 }
 

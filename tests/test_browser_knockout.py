@@ -133,7 +133,8 @@ def test_a_thumbnail_button_and_the_k_key_knock_heads_out_in_several_layers_and_
     assert f"ablate={layer}.{head}" in page.url
 
     set_layer(tab, layer + 1)  # a second head, in another layer, by the key on the selected thumbnail
-    page.locator(".thumb[data-head='0'] .thumb-open").focus()
+    page.locator(".thumb.selected .thumb-open").focus()  # the button clicked selected its head
+    page.keyboard.press("Home")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("k")
     tab.ready()
@@ -175,6 +176,56 @@ def test_the_focused_view_knocks_its_head_out_and_back(tab):
     page.keyboard.press("K")
     tab.ready()
     assert focus_toggle.get_attribute("aria-pressed") == "false" and listed(page) == []
+
+
+def test_a_thumbnails_button_selects_its_head_so_the_k_key_then_acts_on_that_head(tab):
+    page = tab.open(fragment(layer=4))  # head 0 selected
+    toggle(page, 11).click()
+    tab.ready()
+    assert listed(page) == ["Restore head 4.11"]
+    assert page.locator(".thumb[data-head='11']").get_attribute("class").split().count("selected") == 1
+    page.keyboard.press("k")  # keyboard focus is on 4.11's button: K restores 4.11, not the head selected before
+    tab.ready()
+    assert listed(page) == [] and "ablate" not in page.url
+
+
+def test_back_undoes_each_knock_out_and_never_leaves_the_page(tab):
+    page = tab.open(fragment(layer=4))
+    start = page.evaluate("history.length")
+    toggle(page, 11).click()
+    tab.ready()
+    page.locator(".thumb[data-head='1'] .thumb-open").click()  # study 4.1 and knock it out there
+    tab.ready()
+    page.keyboard.press("k")
+    tab.ready()
+    assert listed(page) == ["Restore head 4.1", "Restore head 4.11"] and "head=1" in page.url
+    assert page.evaluate("history.length") == start + 3  # 4.11 out, 4.1 studied, 4.1 out
+    page.go_back()  # undoes 4.1, still studying it
+    tab.ready()
+    assert listed(page) == ["Restore head 4.11"] and page.locator("#focus").is_visible()
+    page.go_back()  # leaves the head
+    tab.ready()
+    assert listed(page) == ["Restore head 4.11"] and page.locator("#focus").is_hidden()
+    page.go_back()  # undoes 4.11
+    tab.ready()
+    assert listed(page) == [] and page.url.startswith(tab.base_url) and "text=" in page.url
+    page.go_forward()
+    tab.ready()
+    assert listed(page) == ["Restore head 4.11"] and "ablate=4.11" in page.url
+
+
+def test_esc_after_a_knock_out_in_a_studied_head_keeps_it_and_back_returns_to_the_head(tab):
+    page = tab.open(fragment(layer=5))
+    page.locator(".thumb[data-head='1'] .thumb-open").click()
+    tab.ready()
+    page.keyboard.press("k")
+    tab.ready()
+    page.keyboard.press("Escape")
+    tab.ready()
+    assert page.locator("#focus").is_hidden() and listed(page) == ["Restore head 5.1"] and "ablate=5.1" in page.url
+    page.go_back()
+    tab.ready()
+    assert page.locator("#focus").is_visible() and listed(page) == ["Restore head 5.1"]
 
 
 # ---- the permalink ----
