@@ -474,6 +474,10 @@ def test_with_heads_knocked_out_nothing_overflows_and_every_control_is_a_touch_t
         for selector in (".ko-panel", ".ko-table", ".ko-strip", ".grid"):
             bounds = page.locator(selector).bounding_box()
             assert bounds["x"] >= 0 and bounds["x"] + bounds["width"] <= viewport["width"], selector
+        cut = page.evaluate("""() => [...document.querySelectorAll('.thumb .chip')]
+          .filter((chip) => chip.scrollWidth > chip.clientWidth).map((chip) => chip.textContent)""")
+        assert cut == [], "a label cut short beside its Δ"
+        assert page.locator(".thumb .ko-change:visible").count() == 12
         controls = page.locator(".thumb .ko-toggle, .ko-restore, .ko-restore-all").all()
         assert len(controls) == 12 + 2 + 1
         for control in controls:
