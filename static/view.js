@@ -47,7 +47,7 @@ export function drawSentence(elements, state) {
   elements.error.textContent = state.status === "error" ? state.error : "";
   document.body.dataset.status = state.status;
   document.body.classList.toggle("stale", stale);
-  drawCount(elements.draftCount, state.count);
+  drawCount(elements.draftCount, state.count, state.status === "error" ? state.error : null);
   const shown = state.result ? state.result.request.text : null;
   for (const button of elements.presets.children) {
     const active = button.dataset.text === shown;
@@ -141,11 +141,12 @@ function busyText({ status, result, attention, layer, count: draftCount }) {
   return "";
 }
 
-function drawCount(element, { nTokens, maxTokens, error, pending }) {
+/** The draft's count under the box; its error once only: not when the alert below already says the same. */
+export function drawCount(element, { nTokens, maxTokens, error, pending }, alerted = null) {
   const over = nTokens !== null && maxTokens !== null && nTokens > maxTokens;
   element.classList.toggle("over", over || Boolean(error));
   element.classList.toggle("pending", pending);
-  if (error) element.textContent = error;
+  if (error) element.textContent = error === alerted ? "" : error;
   else if (nTokens === null) element.textContent = "";
   else if (over) element.textContent = `${count(nTokens)} tokens: this model reads at most ${count(maxTokens)}`;
   else element.textContent = `${count(nTokens)} of ${count(maxTokens)} tokens`;

@@ -80,6 +80,7 @@ def test_too_many_characters_speaks_the_token_limit_and_stays_out_of_the_url(tab
     page.click("#look")
     tab.ready()
     assert page.text_content("#error") == message
+    assert page.text_content("#draft-count") == "", "said once: the alert below the presets says it"
     assert page.url == shown_url and len(page.url) < 500, "the refused text is not written into the URL"
     assert chips(page, "#tokens li")[1] == "␣trophy", "the sentence shown before stays, marked stale"
     assert "stale" in page.get_attribute("#tokens", "class")

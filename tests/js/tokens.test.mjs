@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { bytesOf, characterPieces } from "../../static/tokens.js";
+import { drawCount } from "../../static/view.js";
 
 test("the three tokens of one emoji are pieces 1, 2 and 3 of it", () => {
   // "I love 🎉 parties" as GPT-2's tokenizer splits it, with its code-point offsets
@@ -28,4 +29,20 @@ test("a prepended token, with its empty span, is no piece of anything", () => {
 test("bytesOf lists the bytes a token shows as \\xNN", () => {
   assert.equal(bytesOf(" \\xf0\\x9f"), "f0 9f");
   assert.equal(bytesOf(" world"), "");
+});
+
+test("the draft's count says its error once: not when the alert below already says the same", () => {
+  const classes = new Set();
+  const line = { classList: { toggle: (name, on) => (on ? classes.add(name) : classes.delete(name)) } };
+  const count = { nTokens: null, maxTokens: 1024, error: "the text has 30,000 characters", pending: false };
+  drawCount(line, count, null);
+  assert.equal(line.textContent, "the text has 30,000 characters");
+  assert.ok(classes.has("over"));
+  drawCount(line, count, "the text has 30,000 characters");
+  assert.equal(line.textContent, "");
+  drawCount(line, count, "another problem");
+  assert.equal(line.textContent, "the text has 30,000 characters");
+  drawCount(line, { ...count, error: null, nTokens: 14 }, "another problem");
+  assert.equal(line.textContent, "14 of 1,024 tokens");
+  assert.ok(!classes.has("over"));
 });
