@@ -93,6 +93,12 @@ export function pickOnMap(event) {
 export function onKey(event) {
   if (event.altKey || event.ctrlKey || event.metaKey) return;
   const target = event.target;
+  const keyPanel = document.querySelector("details.keys[open]");
+  if (event.key === "Escape" && keyPanel) {  // Esc closes what opened last: the Keyboard panel, then the head
+    event.preventDefault();
+    keyPanel.open = false;
+    return;
+  }
   if (event.key === "Escape" && state.focused) {
     event.preventDefault();
     return closeFocus();

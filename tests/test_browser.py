@@ -175,6 +175,20 @@ def test_the_map_draws_the_last_layer_on_top_moves_with_the_arrows_and_reads_out
     assert page.text_content("#focus-title") == "Layer 1 · head 1"
 
 
+def test_esc_closes_the_keyboard_panel_first_then_the_studied_head(tab):
+    page = tab.open()
+    page.locator(".thumb[data-head='4']").click()
+    tab.ready()
+    page.click("details.keys summary")
+    assert page.locator("#key-list").is_visible()
+    page.keyboard.press("Escape")
+    tab.ready()
+    assert page.locator("#key-list").is_hidden() and page.locator("#focus").is_visible()
+    page.keyboard.press("Escape")
+    tab.ready()
+    assert page.locator("#focus").is_hidden() and page.locator("#grid").is_visible()
+
+
 def test_back_returns_from_a_studied_head_to_the_grid_and_forward_opens_it_again(tab):
     page = tab.open()
     start_length = page.evaluate("history.length")
