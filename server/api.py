@@ -176,15 +176,16 @@ def describe(engine, options, ids, offsets) -> dict:
 
 def run_intervention(engine, options, ids):
     """The clean and ablated passes, or None where a plain run does. The clean pass of a sentence (up to
-    MAX_PACKED_ALL_LAYERS_TOKENS) is kept apart, within CLEAN_PASS_BYTES, from any request that computed it, a
-    plain one included: knocking heads out after looking, or knocking out one more, runs only the ablated pass."""
+    MAX_PACKED_ALL_LAYERS_TOKENS) is kept apart, in the model's clean_passes, from any request that computed it, a
+    plain one included: knocking heads out after looking, or knocking out one more, runs only the ablated pass. A
+    pass larger than the model's whole cache is not kept (an int8 GPT-2 small's: sentences over ~117 tokens)."""
     if not engine.can_intervene:
         return None
     passes = clean_passes(engine)
     keep = passes.max_bytes > 0 and len(ids) <= current_app.config["MAX_PACKED_ALL_LAYERS_TOKENS"]
     if not (options.ablate or options.predict or keep):
         return None
-    key = (engine.name, tuple(ids))
+    key = tuple(ids)
     cached = passes.get(key)
     result = intervene(engine, ids, options.ablate, options.predict, cached)
     if result.clean is not cached and keep:
@@ -197,8 +198,7 @@ def run_intervention(engine, options, ids):
 def clean_passes(engine) -> ByteLRU:
     """The model's cache of sentences' runs with every head, made on its first use: at most CLEAN_PASS_BYTES, and at
     most 1/WEIGHT_BYTES_PER_CLEAN_PASS_BYTE of the model's weights, so that it costs an int8 model the share of its
-    memory it costs fp32 (bench_intervene: a fixed 32 MB made an int8 GPT-2 small's server 1.19× the attention-only
-    one, 8 MB 1.14×)."""
+    memory it costs fp32 (benchmarks/results/bench_intervene_memory.txt)."""
     caches = current_app.extensions["heads.clean_passes"]
     cache = caches.get(engine.name)
     if cache is None:

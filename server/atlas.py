@@ -154,7 +154,15 @@ def atlas_engine(path, cores: int | None = None) -> tuple["Engine", int]:
     (benchmarks/bench_atlas.py): no kernel waits for the other core, and one worker's labelling (numpy and Python,
     which holds the GIL) fills the time the other's run leaves (onnxruntime releases it)."""
     from .engine import Engine  # the atlas itself only needs an engine's methods; loading one needs onnxruntime
-    return Engine.load(path, threads=1), cores or os.cpu_count() or 1
+    return Engine.load(path, threads=1), cores or usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, which a container's CPU set limits), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on macOS or Windows
+        return os.cpu_count() or 1
 
 
 def label_work(engine, work: list[tuple], workers: int, progress=None) -> None:
@@ -184,8 +192,9 @@ def label_work(engine, work: list[tuple], workers: int, progress=None) -> None:
     try:
         done = 0
         for finished in as_completed([pool.submit(run, batch) for batch in cut]):
-            done += finished.result()
-            if progress:
+            items = finished.result()
+            done += items
+            if progress and items:  # not for a batch skipped once the atlas had stopped
                 progress(done, len(work))
     finally:
         stopped.set()

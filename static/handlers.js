@@ -134,7 +134,8 @@ export function showView(view) {
   const wantedB = state.compare.open ? state.compare.draftB : null;
   const sentenceChanged = !shown || shown.text !== state.draft || shown.model !== state.model ||
     shown.prepend_bos !== state.prependBos || shownB !== wantedB || knockoutChanged(shown);
-  if (sentenceChanged) look();
+  // A request still in flight asked for the entry the user just left: ask again, for this one (look aborts it).
+  if (sentenceChanged || state.status === "loading") look();
   else if (state.result.sink_aware !== state.sinkAware) relabel();
   else showLayer();
   countDraft({ now: true });

@@ -29,6 +29,11 @@ export function pushStep() {
   pushNext = STEP_ENTRY;
 }
 
+/** The step's request failed: its entry is not pushed, nor is the next unrelated change's. */
+export function dropPush() {
+  pushNext = null;
+}
+
 /** Leave a focused head through the history entry it pushed, if nothing was pushed after it; else the grid gets an
  *  entry of its own (Back then returns to the head, as it was left). The state has already changed; the popstate
  *  that follows only rewrites the grid's entry with what is shown now. */
@@ -45,6 +50,7 @@ export function backOutOfFocus() {
 /** Back, Forward or an edited hash: `onView(view)` gets what the URL now says. */
 export function listenHistory(onView) {
   window.addEventListener("popstate", () => {
+    pushNext = null;  // a step still waiting for its answer is overtaken by the entry the user went to
     if (awaitingBack) {
       awaitingBack = false;
       queueWrite();

@@ -6,6 +6,7 @@
 import { AttentionStore } from "./attention.js";
 import { ApiError, countTokens, getAttention, getComparison } from "./api.js";
 import { makeAlignment } from "./diff.js";
+import { dropPush } from "./history.js";
 import { clamp, onReadyCheck, schedule, state } from "./state.js";
 import { cleanRun, fitKnockout, knockoutFields, predictField, relabelClean } from "./knockout.js";
 
@@ -69,6 +70,7 @@ export async function look() {
     if (error.name === "AbortError") return;
     // The last sentence shown stays (marked stale, since the box now differs): the error says what to fix.
     Object.assign(state, { status: "error", error: messageOf(error) });
+    dropPush();  // the URL still shows the last answer: no history entry for a step that did not happen
   } finally {
     if (inflight === controller) inflight = null;
   }

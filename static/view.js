@@ -93,9 +93,13 @@ export function drawGridNote(element, state) {
   const tooShort = Boolean(result) && result.heads.every((layer) => layer.every((info) =>
     headTag(info, result, glossary).name === TOO_SHORT));
   element.hidden = !tooShort;
+  if (!tooShort) {
+    element.textContent = "";
+    return;
+  }
   const needed = tokensNeeded(glossary);
-  element.textContent = tooShort ? `No head can be labelled yet: ${result.heads[0][0].reason}. ` +
-    `${needed[0].toUpperCase()}${needed.slice(1)}; type a longer sentence.` : "";
+  element.textContent = `No head can be labelled yet: ${result.heads[0][0].reason}. ` +
+    `${needed[0].toUpperCase()}${needed.slice(1)}; type a longer sentence.`;
 }
 
 export function drawEmpty(elements, state) {

@@ -8,6 +8,7 @@ import pytest
 from conftest import TROPHY
 from test_api import unpack
 from twelve_heads.server import create_app
+from twelve_heads.server.config import WEIGHT_BYTES_PER_CLEAN_PASS_BYTE
 from twelve_heads.server.engine import Engine
 from twelve_heads.server.intervene import intervene
 
@@ -82,8 +83,8 @@ def test_the_clean_pass_is_cached_and_each_ablation_has_its_own_response(app, cl
 
 
 @pytest.mark.parametrize("ceiling", [None, 64 * 1024])
-def test_each_model_keeps_clean_passes_within_a_sixteenth_of_its_weights(models_dir, ceiling):
-    """Each model has its own cache of clean passes, bounded by 1/16 of its weights' bytes on disk (its graphs and
+def test_each_model_keeps_clean_passes_within_a_share_of_its_weights(models_dir, ceiling):
+    """Each model has its own cache of clean passes, bounded by a share of its weights' bytes on disk (its graphs and
     embedding table) and by CLEAN_PASS_BYTES; sentences past the bound push the oldest out."""
     app = create_app({"MODELS_DIR": str(models_dir), **({"CLEAN_PASS_BYTES": ceiling} if ceiling else {})})
     client = app.test_client()
@@ -94,10 +95,10 @@ def test_each_model_keeps_clean_passes_within_a_sixteenth_of_its_weights(models_
     for text in sentences:
         assert post(client, text=text, model="wide").status_code == 200
     passes = app.extensions["heads.clean_passes"]["wide"]
-    assert passes.max_bytes == min(app.config["CLEAN_PASS_BYTES"], weights // 16)
+    assert passes.max_bytes == min(app.config["CLEAN_PASS_BYTES"], weights // WEIGHT_BYTES_PER_CLEAN_PASS_BYTE)
     assert 0 < passes.size <= passes.max_bytes
     engine = app.extensions["heads.models"].get("wide")
-    kept = {ids for _, ids in passes.entries}
+    kept = set(passes.entries)
     newest, oldest = (tuple(engine.tokenize(text)[0]) for text in (sentences[-1], sentences[0]))
     assert newest in kept and oldest not in kept  # the bound was reached: the first sentence was pushed out
     assert set(app.extensions["heads.clean_passes"]) == {"wide"}  # made on first use: the other models have none

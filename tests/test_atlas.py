@@ -135,7 +135,8 @@ def test_an_error_in_one_batch_stops_the_atlas_and_reaches_its_caller(wide_model
     with pytest.raises(InputError, match="the third batch is refused"):
         compute_atlas(engine, lambda done, total: progress.append(done), workers=2)
     assert FailingEngine.runs <= 4  # the third, and at most one that the other worker had already begun
-    assert len(progress) <= 3 and not [thread for thread in threading.enumerate() if thread.name.startswith("atlas")]
+    assert len(progress) <= 3 and progress == sorted(set(progress))  # each finished batch once, none skipped
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("atlas")]
 
 
 @pytest.mark.parametrize("which", ["demo", "random"])

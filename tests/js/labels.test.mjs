@@ -65,3 +65,10 @@ test("the grid's note and the too-short tag give the same need, both from the gl
   assert.equal(note.hidden, true);
   assert.equal(note.textContent, "");
 });
+
+test("the grid's note draws before /api/models has answered (no glossary yet) and says nothing", () => {
+  const note = { textContent: "stale" };
+  drawGridNote(note, { result: null, glossary: null });
+  assert.equal(note.hidden, true);
+  assert.equal(note.textContent, "");
+});
