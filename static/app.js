@@ -13,7 +13,7 @@ import { listenHistory, shownView } from "./history.js";
 import { readPermalink } from "./permalink.js";
 import { downloadPicture, focusPicture, gridPicture, pictureName } from "./png.js";
 import { countDraft, look, messageOf } from "./requests.js";
-import { currentModel, onDraw, onLayout, schedule, state } from "./state.js";
+import { currentModel, noteLink, onDraw, onLayout, schedule, state } from "./state.js";
 import { beginFrame, endFrame } from "./timing.js";
 import { buildLabelKey, buildModels, buildTokens, drawEmpty, drawGridNote, drawLayerBar, drawModels, drawSentence,
   drawTokens } from "./view.js";
@@ -47,7 +47,7 @@ const PRESETS = [
 const NO_MODELS = "No model is exported yet. Run `twelve-heads export --demo` (offline) or `twelve-heads export gpt2`, " +
   "then reload this page.";
 const ELEMENT_IDS = ["model", "model-picker", "model-name", "synthetic-banner", "sentence-form", "text", "look",
-  "draft-count", "presets", "prepend-bos", "sink-aware", "tokens", "token-count", "fragment-note", "status", "error",
+  "draft-count", "presets", "prepend-bos", "sink-aware", "tokens", "token-count", "fragment-note", "status", "error", "link-note",
   "layer", "layer-value", "counts", "grid-png", "grid-note", "grid-area", "grid", "map", "map-caption", "map-readout",
   "label-key", "focus", "back", "prev-head", "next-head", "focus-title", "focus-chip", "focus-confidence",
   "focus-runner-up", "focus-reason", "focus-meaning", "focus-png", "matrix", "matrix-wrap", "tooltip", "top-title",
@@ -201,7 +201,10 @@ async function start() {
   try {
     const answer = await getModels();
     Object.assign(state, { models: answer.models, glossary: glossaryOf(answer) });
-    if (!state.models.some((model) => model.name === state.model)) state.model = answer.default;
+    if (!state.models.some((model) => model.name === state.model)) {
+      if (state.model) noteLink(`The link's model “${state.model}” is not served here: showing “${answer.default}”.`);
+      state.model = answer.default;
+    }
   } catch (error) {
     Object.assign(state, { status: "error", error: messageOf(error) });
   }

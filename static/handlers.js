@@ -8,7 +8,7 @@ import { backOutOfFocus, pushView } from "./history.js";
 import { mapCellAt } from "./map.js";
 import { cellAt } from "./focus.js";
 import { countDraft, look, relabel, showLayer } from "./requests.js";
-import { clamp, schedule, state } from "./state.js";
+import { clamp, noteLink, schedule, state } from "./state.js";
 import { startLayerSwitch } from "./timing.js";
 import { knockoutChanged, restoreKnockout, toggleSelectedHead } from "./knockout.js";
 
@@ -153,6 +153,8 @@ export function restoreView(view, fallbackText = state.draft) {
   state.compare.open = Boolean(view.compare);
   if (view.compare) Object.assign(state.compare, { draftB: view.compare.textB, view: view.compare.view });
   restoreKnockout(view);
+  state.linkNote = "";
+  for (const why of view.linkIgnored || []) noteLink(`The link's ${why}: it was left out.`);
 }
 
 // ---- the sentence ----
@@ -165,6 +167,7 @@ export function editDraft(text) {
 
 export function lookAt(text = state.draft) {
   state.draft = text;
+  state.linkNote = "";
   countDraft({ now: true });
   look();
 }

@@ -7,7 +7,7 @@ import { AttentionStore } from "./attention.js";
 import { ApiError, countTokens, getAttention, getComparison } from "./api.js";
 import { makeAlignment } from "./diff.js";
 import { dropPush } from "./history.js";
-import { clamp, onReadyCheck, schedule, state } from "./state.js";
+import { clamp, noteLink, onReadyCheck, schedule, state } from "./state.js";
 import { cleanRun, fitKnockout, knockoutFields, predictField, relabelClean } from "./knockout.js";
 
 const LAYER_SETTLE_MS = 200;  // a long sentence's layer is fetched once the student stops on it, not on the way past
@@ -63,8 +63,7 @@ export async function look() {
     Object.assign(state.compare, { result: comparison, textB });
     state.knockout.clean = clean;
     if (!sameSentence) state.lesson.revealed = {};
-    state.layer = clamp(state.layer, 0, answer.n_layer - 1);
-    state.head = clamp(state.head, 0, answer.n_head - 1);
+    fitView(answer);
     fetchLayer(state.layer);
   } catch (error) {
     if (error.name === "AbortError") return;
@@ -75,6 +74,18 @@ export async function look() {
     if (inflight === controller) inflight = null;
   }
   schedule();
+}
+
+/** The layer and head within the model answered, saying so where they were not (a link's layer 99, or a layer the
+ *  model switched from had and this one has not). */
+function fitView(answer) {
+  for (const [what, key, count] of [["Layer", "layer", answer.n_layer], ["Head", "head", answer.n_head]]) {
+    const fitted = clamp(state[key], 0, count - 1);
+    if (fitted !== state[key]) {
+      noteLink(`${what} ${state[key]} is not in model “${answer.model}” (${key}s 0–${count - 1}): showing ${key} ${fitted}.`);
+    }
+    state[key] = fitted;
+  }
 }
 
 /** The sink toggle changes only the labels; the matrices are renormalised here, so fetch the summary. */

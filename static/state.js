@@ -19,6 +19,7 @@ export const state = {
   atlas: { key: null, status: "none", data: null, message: "", controller: null },  // the head atlas (atlas.js)
   status: "starting",  // starting | loading | relabelling | ready | error | empty
   error: "",
+  linkNote: "",  // what the page did with a link's values it could not take (a layer it does not have, say)
   result: null,  // the /api/attention answer (tokens, labels), without its packed numbers; + request
   resultId: 0,  // changes whenever `attention` does
   attention: null,  // AttentionStore of the layers fetched so far
@@ -61,6 +62,11 @@ export function onReadyCheck(check) {
 }
 
 /** Ask for a frame; `then` runs after it has drawn (the DOM then matches the state). */
+/** Say what the page did with a value it could not take (shown under the sentence until the next Look). */
+export function noteLink(text) {
+  state.linkNote = state.linkNote ? `${state.linkNote} ${text}` : text;
+}
+
 export function schedule(then) {
   if (then) afterFrame.push(then);
   writeReady(false);

@@ -45,6 +45,8 @@ export function drawSentence(elements, state) {
   elements.status.classList.toggle("stale", stale && !busyText(state));
   elements.error.hidden = state.status !== "error";
   elements.error.textContent = state.status === "error" ? state.error : "";
+  elements.linkNote.hidden = !state.linkNote;
+  elements.linkNote.textContent = state.linkNote;
   document.body.dataset.status = state.status;
   document.body.classList.toggle("stale", stale);
   drawCount(elements.draftCount, state.count, state.status === "error" ? state.error : null);

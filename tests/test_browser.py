@@ -175,6 +175,23 @@ def test_the_map_draws_the_last_layer_on_top_moves_with_the_arrows_and_reads_out
     assert page.text_content("#focus-title") == "Layer 1 · head 1"
 
 
+def test_a_hand_edited_link_says_what_it_could_not_take(tab, server):
+    text = "Hello there my friend"
+    status, answer = server.api(text=text, format="summary")  # the default model, as the page will fall back to it
+    assert status == 200
+    model, last = answer["model"], answer["n_layer"] - 1
+    page = tab.open("#" + urlencode({"text": text, "model": "nope", "layer": "99", "head": "<b>"}))
+    assert page.text_content("#link-note") == (
+        "The link's head “<b>” is not a head number: it was left out. "
+        f"The link's model “nope” is not served here: showing “{model}”. "
+        f"Layer 99 is not in model “{model}” (layers 0–{last}): showing layer {last}.")
+    assert page.locator("#grid").is_visible() and page.input_value("#layer") == str(last)
+    shot(page, "link-note.png")
+    page.click("#look")  # the next Look is the student's own: the note has said its piece
+    tab.ready()
+    assert page.locator("#link-note").is_hidden()
+
+
 def test_esc_closes_the_keyboard_panel_first_then_the_studied_head(tab):
     page = tab.open()
     page.locator(".thumb[data-head='4']").click()

@@ -24,6 +24,13 @@ test("a hostile hash gives no layer or head rather than a wrong one", () => {
   assert.equal(view.prependBos, false);
 });
 
+test("a value that is not a number is named, not dropped silently; a good link names nothing", () => {
+  const view = readPermalink("#text=x&layer=3.7&head=%3Cb%3E");
+  assert.deepEqual(view.linkIgnored, ["layer “3.7” is not a layer number", "head “<b>” is not a head number"]);
+  assert.equal("linkIgnored" in readPermalink("#text=x&layer=3&head=1"), false);
+  assert.equal("linkIgnored" in readPermalink("#text=x"), false);
+});
+
 test("a field a feature module adds rides along and reads back", () => {
   addPermalinkField({ param: "ablate", read: (value, view) => { view.ablate = value ? value.split(",") : []; },
     write: (view) => (view.ablate && view.ablate.length ? view.ablate.join(",") : null) });
