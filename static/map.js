@@ -9,7 +9,8 @@
 
 import { CHIP_STYLE, confidenceText, headTag } from "./labels.js";
 
-const MAP_CELL = 12;  // px per head
+const MAP_CELL = 12;  // px per head, at least: where the map has the width (a phone's whole row), up to ...
+const MAP_CELL_MOST = 24;  // ... this, so that a finger can pick a cell
 const MAP_GAP = 1;  // px between cells
 const GAP_COLOUR = "#b8b8c0";  // the gaps: a pale "mixed" cell still has an edge
 const HIDDEN_COLOUR = "#cccccc";
@@ -30,6 +31,8 @@ const MODES = {
 
 /** mode: {caption(result) → text, cell(state, layer, head) → {colour, text, fill (optional, in [0, 1]), mark},
  *  unavailable(state) (optional) → "" or why the mode cannot draw (the map then shows that instead)}. */
+let cell = MAP_CELL;  // px per head as last drawn: mapCellAt reads the map as it is on screen
+
 export function addMapMode(id, mode) {
   MODES[id] = mode;
 }
@@ -47,14 +50,15 @@ export function drawMap({ canvas, caption, readout }, state) {
     return;
   }
   const { n_layer: nLayer, n_head: nHead } = result;
-  const step = MAP_CELL + MAP_GAP;
+  cell = cellSize(canvas.parentElement?.clientWidth ?? 0, nHead);
+  const step = cell + MAP_GAP;
   const dpr = window.devicePixelRatio || 1;
   const [width, height] = [nHead * step + MAP_GAP, nLayer * step + MAP_GAP];
   if (canvas.width !== Math.round(width * dpr)) canvas.width = Math.round(width * dpr);
   if (canvas.height !== Math.round(height * dpr)) canvas.height = Math.round(height * dpr);
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
-  Object.assign(canvas.dataset, { cell: MAP_CELL, gap: MAP_GAP });  // the geometry, for tests that read pixels
+  Object.assign(canvas.dataset, { cell, gap: MAP_GAP });  // the geometry, for tests that read pixels
   const context = canvas.getContext("2d");
   context.setTransform(dpr, 0, 0, dpr, 0, 0);
   context.fillStyle = GAP_COLOUR;
@@ -68,7 +72,7 @@ export function drawMap({ canvas, caption, readout }, state) {
   context.lineWidth = 2;
   context.strokeRect(1, rowTop(layer, nLayer) - 0.5 * MAP_GAP, nHead * step - 1, step);
   context.strokeStyle = "#d00";
-  context.strokeRect(MAP_GAP + head * step - 1, rowTop(layer, nLayer) - 1, MAP_CELL + 2, MAP_CELL + 2);
+  context.strokeRect(MAP_GAP + head * step - 1, rowTop(layer, nLayer) - 1, cell + 2, cell + 2);
   const hover = state.mapHover && state.mapHover.layer < nLayer && state.mapHover.head < nHead ? state.mapHover : null;
   const shown = hover || { layer, head };
   const what = hide ? "label hidden while you predict" : mode.cell(state, shown.layer, shown.head).text;
@@ -80,7 +84,7 @@ export function drawMap({ canvas, caption, readout }, state) {
 /** The head under a point of the map (CSS px), or null. */
 export function mapCellAt(result, offsetX, offsetY) {
   if (!result) return null;
-  const step = MAP_CELL + MAP_GAP;
+  const step = cell + MAP_GAP;
   const row = Math.floor((offsetY - MAP_GAP) / step);
   const head = Math.floor((offsetX - MAP_GAP) / step);
   const layer = result.n_layer - 1 - row;
@@ -92,24 +96,30 @@ export function mapCellAt(result, offsetX, offsetY) {
 
 /** One cell: solid, or solid up to `fill` of its height from the bottom over a pale tint of the same colour. */
 function paintCell(context, { colour, fill = 1, mark = false }, left, top) {
-  const solid = Math.round(Math.min(1, Math.max(0, fill)) * MAP_CELL);
-  if (solid < MAP_CELL) {
+  const solid = Math.round(Math.min(1, Math.max(0, fill)) * cell);
+  if (solid < cell) {
     context.fillStyle = "#fff";
-    context.fillRect(left, top, MAP_CELL, MAP_CELL);
+    context.fillRect(left, top, cell, cell);
     context.globalAlpha = TINT;
     context.fillStyle = colour;
-    context.fillRect(left, top, MAP_CELL, MAP_CELL);
+    context.fillRect(left, top, cell, cell);
     context.globalAlpha = 1;
   }
   context.fillStyle = colour;
-  context.fillRect(left, top + MAP_CELL - solid, MAP_CELL, solid);
+  context.fillRect(left, top + cell - solid, cell, solid);
   if (!mark) return;
   context.fillStyle = "#fff";
-  context.fillRect(left + MAP_CELL - MARK - 2, top, MARK + 2, MARK + 2);
+  context.fillRect(left + cell - MARK - 2, top, MARK + 2, MARK + 2);
   context.fillStyle = "#000";
-  context.fillRect(left + MAP_CELL - MARK - 1, top + 1, MARK, MARK);
+  context.fillRect(left + cell - MARK - 1, top + 1, MARK, MARK);
 }
 
 function rowTop(layer, nLayer) {  // the last layer's row is the top one
-  return MAP_GAP + (nLayer - 1 - layer) * (MAP_CELL + MAP_GAP);
+  return MAP_GAP + (nLayer - 1 - layer) * (cell + MAP_GAP);
+}
+
+/** px per head for a map `width` px wide: as large as fits, from MAP_CELL to MAP_CELL_MOST. */
+export function cellSize(width, nHead) {
+  const fits = Math.floor((width - MAP_GAP) / nHead) - MAP_GAP;
+  return Math.min(MAP_CELL_MOST, Math.max(MAP_CELL, fits));
 }

@@ -60,6 +60,22 @@ def test_a_phone_shows_three_thumbnails_a_row_and_a_focused_head_as_wide_as_the_
     shot(page, "focus-390.png", full_page=True)
 
 
+@pytest.mark.parametrize("sized", [PHONE, DESKTOP], indirect=True)
+def test_the_all_layers_map_has_cells_a_finger_can_pick_on_a_phone_and_a_tap_picks_the_cell_tapped(sized):
+    page = sized.open()
+    cell = int(page.get_attribute("#map", "data-cell"))
+    phone = page.viewport_size["width"] == PHONE["width"]
+    assert cell == 24 if phone else cell == 12, cell  # a phone's map has the whole row; a desktop's, 160 px
+    map_box = box(page, "#map")
+    assert map_box["x"] >= 0 and map_box["x"] + map_box["width"] <= page.viewport_size["width"]
+    step = cell + int(page.get_attribute("#map", "data-gap"))
+    page.click("#map", position={"x": 1 + 5 * step + cell / 2, "y": 1 + 2 * step + cell / 2})  # head 5, third row
+    sized.ready()
+    n_layer = int(page.get_attribute("#layer", "max")) + 1
+    assert page.input_value("#layer") == str(n_layer - 1 - 2)
+    assert page.text_content("#map-readout").startswith(f"Layer {n_layer - 3} · head 5: ")
+
+
 @pytest.mark.parametrize("sized", [TABLET], indirect=True)
 def test_a_tablet_shows_the_heads_in_rows_that_divide_twelve(sized):
     page = sized.open()
