@@ -47,8 +47,8 @@ const PRESETS = [
 const NO_MODELS = "No model is exported yet. Run `twelve-heads export --demo` (offline) or `twelve-heads export gpt2`, " +
   "then reload this page.";
 const ELEMENT_IDS = ["model", "model-picker", "model-name", "synthetic-banner", "sentence-form", "text", "look",
-  "draft-count", "presets", "prepend-bos", "sink-aware", "tokens", "token-count", "fragment-note", "status", "error", "link-note",
-  "layer", "layer-value", "counts", "grid-png", "grid-note", "grid-area", "grid", "map", "map-caption", "map-readout",
+  "draft-count", "presets", "prepend-bos", "sink-aware", "tokens", "token-count", "fragment-note", "status", "error",
+  "link-note", "layer", "layer-value", "counts", "grid-png", "grid-note", "grid-area", "grid", "map", "map-caption", "map-readout",
   "label-key", "focus", "back", "prev-head", "next-head", "focus-title", "focus-chip", "focus-confidence",
   "focus-runner-up", "focus-reason", "focus-meaning", "focus-png", "matrix", "matrix-wrap", "tooltip", "top-title",
   "top-keys", "top-empty", "scores", "scores-note", "score-meanings", "colour-bar", "pool-note", "set-aside-key",

@@ -29,10 +29,10 @@ const MODES = {
   },
 };
 
-/** mode: {caption(result) → text, cell(state, layer, head) → {colour, text, fill (optional, in [0, 1]), mark},
- *  unavailable(state) (optional) → "" or why the mode cannot draw (the map then shows that instead)}. */
 let cell = MAP_CELL;  // px per head as last drawn: mapCellAt reads the map as it is on screen
 
+/** mode: {caption(result) → text, cell(state, layer, head) → {colour, text, fill (optional, in [0, 1]), mark},
+ *  unavailable(state) (optional) → "" or why the mode cannot draw (the map then shows that instead)}. */
 export function addMapMode(id, mode) {
   MODES[id] = mode;
 }

@@ -61,12 +61,12 @@ export function onReadyCheck(check) {
   readyChecks.push(check);
 }
 
-/** Ask for a frame; `then` runs after it has drawn (the DOM then matches the state). */
 /** Say what the page did with a value it could not take (shown under the sentence until the next Look). */
 export function noteLink(text) {
   state.linkNote = state.linkNote ? `${state.linkNote} ${text}` : text;
 }
 
+/** Ask for a frame; `then` runs after it has drawn (the DOM then matches the state). */
 export function schedule(then) {
   if (then) afterFrame.push(then);
   writeReady(false);
