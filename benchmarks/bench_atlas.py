@@ -40,8 +40,10 @@ REFERENCE_BATCH = 16  # the old batches: this many items of one setting, of simi
 
 
 def main() -> None:
+    from twelve_heads.server.atlas import usable_cores
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="cores the atlas uses")
+    parser.add_argument("--threads", type=int, default=usable_cores(), help="cores the atlas uses")
     parser.add_argument("--rounds", type=int, default=3, help="end-to-end runs of each path; the best is reported")
     parser.add_argument("--reference", action="store_true", help="time the replaced path beside each part")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="also write the report to this file")
@@ -56,8 +58,9 @@ def main() -> None:
     from twelve_heads.server.atlas_file import write_atlas
     from twelve_heads.server.engine import Engine
 
-    engine = Engine.load(exported(), threads=args.threads)  # the path before: one batch at a time on every core
-    single, workers = atlas_engine(exported(), args.threads)
+    model = exported()
+    engine = Engine.load(model, threads=args.threads)  # the path before: one batch at a time on every core
+    single, workers = atlas_engine(model, args.threads)
     gflops = sgemm_gflops()
     lines = [f"machine: {os.cpu_count()} cores, sgemm {gflops:.0f} GFLOP/s (numpy, all cores), load average "
              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min); model {engine.name} "
@@ -129,9 +132,9 @@ def main() -> None:
     lines += ["", "| whole atlas | best s | all rounds s | / before |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {min(times):.1f} | {', '.join(f'{t:.1f}' for t in times)} | "
               f"{min(times) / min(old_times):.2f}× |" for name, times in whole.items()]
-    same = atlases[new_name] == atlases[old_name]
-    lines += ["", f"the two paths' atlases are {'identical' if same else 'NOT identical (their sessions use different '}"
-                  f"{'' if same else 'thread counts, whose float sums may round apart)'}",
+    agreement = ("identical" if atlases[new_name] == atlases[old_name] else
+                 "NOT identical (their sessions use different thread counts, whose float sums may round apart)")
+    lines += ["", f"the two paths' atlases are {agreement}",
               f"target {TARGET_S:.0f} s for the whole atlas: {'met' if min(new_times) <= TARGET_S else 'NOT met'} "
                   f"({new_name}: {min(new_times):.1f} s)",
               f"{len(prepared[False])} items per setting ({len(prepared[False]) - len(halves)} corpus + {len(halves)} "
