@@ -72,13 +72,38 @@ def interleaved(contenders: dict, rounds: int, per_round: int, settle_s: float =
     same machine. This VM's memory bandwidth drifts by ±15% within minutes (its neighbours); timing one thing
     after another would put that drift into the ratios. Each block starts with an untimed call after a pause,
     so one contender's onnxruntime threads, still spinning, don't steal a core from the next. Each round waits
-    for the machine to be quiet first (QUIET)."""
+    for the machine to be quiet first (QUIET), and starts one contender later than the round before: none is
+    always the first after that wait, or always the one after the same neighbour."""
     results = {name: [] for name in contenders}
-    for _ in range(rounds):
+    order = list(contenders)
+    for round_ in range(rounds):
         QUIET.wait()
-        for name, function in contenders.items():
+        shift = round_ % len(order)
+        for name in order[shift:] + order[:shift]:
             time.sleep(settle_s)
-            results[name].append(times_ms(function, per_round, warmup=1))
+            results[name].append(times_ms(contenders[name], per_round, warmup=1))
+    return results
+
+
+def alternated(contenders: dict, cycles: int) -> dict[str, list[float]]:
+    """{name: [its ms in each cycle]}: one call of every contender per cycle, each cycle starting one contender
+    later than the last. For telling apart graphs within a few percent: on this VM two sessions of the same graph
+    differ by ±10% from one round of interleaved's blocks to the next, but by ±3% between calls a few tens of
+    milliseconds apart, so a ratio of two calls in one cycle, and its median over cycles, resolves about 1%
+    where the median of a few rounds' blocks resolves 5-7% (benchmarks/bench_sweep.py prints its control).
+    Every contender is called once before the first cycle; the machine is waited quiet (QUIET) every 10 cycles."""
+    order = list(contenders)
+    for function in contenders.values():
+        function()
+    results = {name: [] for name in contenders}
+    for cycle in range(cycles):
+        if cycle % 10 == 0:
+            QUIET.wait()
+        shift = cycle % len(order)
+        for name in order[shift:] + order[:shift]:
+            started = time.perf_counter()
+            contenders[name]()
+            results[name].append((time.perf_counter() - started) * 1000)
     return results
 
 
@@ -202,28 +227,125 @@ def sentence_of(n_tokens: int) -> str:
 
 # --- the machine's floor ------------------------------------------------------------------------------------
 
-SGEMM_PROBE = r"""
-import time, numpy as np
-n = 2048
+SGEMM_N = 2048  # the probe's square matrices: large enough that OpenBLAS runs at its full rate
+SGEMM_PROBE = f"""
+import sys, time, numpy as np
+n = {SGEMM_N}
 a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
 a @ b
-best = float("inf")
-for _ in range(5):
-    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
-print(2 * n**3 / best / 1e9)
+if sys.argv[1:] == ["serve"]:  # one product per line read, each answered with a line
+    for _ in sys.stdin:
+        a @ b
+        print(flush=True)
+else:
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+    print(2 * n**3 / best / 1e9)
 """
 
 
-def sgemm_gflops() -> float:
-    """The machine's sgemm rate on all cores, with numpy (OpenBLAS).
+def sgemm_environment() -> dict:
+    """OPENBLAS_CORETYPE pins an older kernel on some machines here; the floor is what the machine can do, so the
+    probe runs without it (in its own process; the engine and tests are untouched)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
 
-    OPENBLAS_CORETYPE pins an older kernel on some machines here; the floor is what the machine can do, so the
-    probe runs without it (in its own process; the engine and tests are untouched). It waits for a quiet
-    machine first: a rate measured under someone else's load would lower the floor's bar."""
+
+def sgemm_gflops() -> float:
+    """The machine's sgemm rate on all cores, with numpy (OpenBLAS), measured once. It waits for a quiet machine
+    first: a rate measured under someone else's load would lower the floor's bar."""
     QUIET.wait()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
-    output = subprocess.run([sys.executable, "-c", SGEMM_PROBE], env=env, capture_output=True, text=True, check=True)
+    output = subprocess.run([sys.executable, "-c", SGEMM_PROBE], env=sgemm_environment(), capture_output=True,
+                            text=True, check=True)
     return float(output.stdout)
+
+
+class SgemmProbe:
+    """The sgemm rate as a contender: one square product of SGEMM_N per call, in a child process that stays up (numpy
+    without OPENBLAS_CORETYPE, as sgemm_gflops). Timed beside the engine (interleaved), each round's best call
+    gives the rate of that moment, as ReadProbe gives the bandwidth: this VM's rate moves by a quarter within an
+    hour, so a rate measured once at the start would bias every ratio after it."""
+
+    flops = 2 * SGEMM_N**3
+
+    def __init__(self):
+        # Its threads stop spinning soon after each product, so they leave the cores to the next contender.
+        environment = {**sgemm_environment(), "OPENBLAS_THREAD_TIMEOUT": "4"}
+        self.child = subprocess.Popen([sys.executable, "-c", SGEMM_PROBE, "serve"], env=environment,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def multiply(self) -> None:
+        self.child.stdin.write("\n")
+        self.child.stdin.flush()
+        if not self.child.stdout.readline():
+            raise RuntimeError("the sgemm probe's process ended")
+
+    def gflops(self, times_ms: list[float]) -> float:
+        """The rate of the fastest of these calls."""
+        return self.flops / (min(times_ms) / 1000) / 1e9
+
+    def close(self) -> None:
+        self.child.stdin.close()
+        self.child.wait()
+
+
+STREAM_WIDTH = 768  # GPT-2 small's n_embd: the residual stream every projection reads or writes
+
+
+def projections_alone(model_path: Path) -> Path:
+    """The graph's weight matmuls and nothing else, in its order, written beside the benchmark's cache: each
+    Gemm (fp32) or MatMulInteger (int8, as onnxruntime's DynamicQuantizeMatMul, the kernel it fuses those into)
+    with the same weights and biases, each reading the stream the last one wrote. Its time is what
+    onnxruntime's matmul kernels alone cost at T: a bound no rewrite of the rest of the graph can beat.
+    Input "x", (T, STREAM_WIDTH) floats; the QKV projections are outputs, so none is pruned."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from twelve_heads.export.optimize import constant_tensors, readers_of
+
+    target = CACHE / "variants" / f"{model_path.parent.name}-projections.onnx"
+    stamp = target.with_suffix(".source")
+    if target.is_file() and stamp.is_file() and stamp.read_text() == export_source():
+        return target
+    model = onnx.load(str(model_path))
+    constants, readers = constant_tensors(model), readers_of(model)
+    used, nodes, outputs, stream = {}, [], [], "x"
+
+    def constant(name: str) -> str:
+        used[constants[name].name] = constants[name]
+        return constants[name].name
+
+    for node in model.graph.node:
+        if node.op_type == "Gemm" and node.input[1] in constants:
+            inputs, domain = [constant(name) for name in node.input[1:]], ""
+            attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        elif node.op_type == "MatMulInteger" and node.input[1] in constants:
+            weight = node.input[1]  # then Cast, Mul by the two scales, Add the bias: quantize_dynamic's pattern
+            cast = readers[node.output[0]][0]
+            biased = readers[readers[cast.output[0]][0].output[0]][0]
+            bias = next(name for name in biased.input if name in constants)
+            scale = weight.removesuffix("_quantized") + "_scale"
+            inputs, domain, attributes = [constant(name) for name in (weight, scale, node.input[3], bias)], "com.microsoft", {}
+        else:
+            continue
+        dims = constants[node.input[1]].dims
+        width = dims[0] if attributes.get("transB", 0) else dims[1]
+        output = f"projection_{len(nodes)}"
+        nodes.append(helper.make_node("DynamicQuantizeMatMul" if domain else "Gemm", [stream, *inputs], [output],
+                                      domain=domain, **attributes))
+        if width == 3 * STREAM_WIDTH:
+            outputs.append(output)  # Q, K and V: the next projection reads the stream instead of attention's output
+        else:
+            stream = output
+    outputs.append(stream)
+    graph = helper.make_graph(nodes, "projections", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, STREAM_WIDTH])],
+                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+                              list(used.values()))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                      helper.make_opsetid("com.microsoft", 1)]), str(target))
+    stamp.write_text(export_source())
+    return target
 
 
 def block_work(n_tokens: int, n_embd=768) -> float:
