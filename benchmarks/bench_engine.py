@@ -11,8 +11,8 @@ sgemm probe and the read-bandwidth probe take turns, round after round (common.i
 taken within a round: this VM's rate and bandwidth drift with its neighbours' load. Two more contenders say
 what onnxruntime's kernels allow: each graph's projections alone (common.projections_alone), fp32 and int8,
 the time no rewrite of the rest of the graph can go below. Each target of the issue is printed with its
-verdict and that bound. Then, for long sentences, time and peak memory of attend + labelling in a fresh process per length,
-and the plot of time against T in benchmarks/out/sweep.png.
+verdict and that bound. Then, for long sentences, time and peak memory of attend + labelling in a fresh
+process per length, and the plot of time against T in benchmarks/out/sweep.png.
 """
 
 import argparse
@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 from bench_sweep import build_variants, parse_lengths, session
-from common import (QUIET, REPO, STREAM_WIDTH, ReadProbe, SgemmProbe, attention_work, exported, floor_ms,
+from common import (QUIET, REPO, ReadProbe, SgemmProbe, attention_work, exported, floor_ms,
                     gpt2_small_checkpoint, interleaved, projections_alone, sentence_of)
 
 FLOOR_TARGETS = (("T < 24", range(1, 24), 1.5), ("T ≥ 24", range(24, 1025), 1.3))  # fp32 at most this × the floor
@@ -93,7 +93,8 @@ def main() -> None:
         ids = fp32.tokenize(text)[0]
         assert len(ids) == n_tokens
         tensor, feed = torch.tensor([ids]), {"input_ids": np.array([ids], dtype=np.int64)}
-        stream = {"x": np.random.default_rng(n_tokens).standard_normal((n_tokens, STREAM_WIDTH), dtype=np.float32)}
+        stream = {"x": np.random.default_rng(n_tokens).standard_normal((n_tokens, fp32.manifest["n_embd"]),
+                                                                       dtype=np.float32)}
         long = n_tokens > 128
         with torch.inference_mode():
             times = interleaved({"fp32": lambda: fp32.attend(text), "int8": lambda: int8.attend(text),

@@ -5,6 +5,7 @@ The model is a random-initialised checkpoint of GPT-2 small's exact shape (`GPT2
 Random weights cost exactly what trained ones cost.
 """
 
+import inspect
 import os
 import statistics
 import subprocess
@@ -72,8 +73,8 @@ def interleaved(contenders: dict, rounds: int, per_round: int, settle_s: float =
     same machine. This VM's memory bandwidth drifts by ±15% within minutes (its neighbours); timing one thing
     after another would put that drift into the ratios. Each block starts with an untimed call after a pause,
     so one contender's onnxruntime threads, still spinning, don't steal a core from the next. Each round waits
-    for the machine to be quiet first (QUIET), and starts one contender later than the round before: none is
-    always the first after that wait, or always the one after the same neighbour."""
+    for the machine to be quiet first (QUIET), and starts one contender later than the round before, so that
+    none is always the first after that wait (each keeps its neighbours: alternated shuffles instead)."""
     results = {name: [] for name in contenders}
     order = list(contenders)
     for round_ in range(rounds):
@@ -85,22 +86,31 @@ def interleaved(contenders: dict, rounds: int, per_round: int, settle_s: float =
     return results
 
 
-def alternated(contenders: dict, cycles: int) -> dict[str, list[float]]:
-    """{name: [its ms in each cycle]}: one call of every contender per cycle, each cycle starting one contender
-    later than the last. For telling apart graphs within a few percent: on this VM two sessions of the same graph
-    differ by ±10% from one round of interleaved's blocks to the next, but by ±3% between calls a few tens of
-    milliseconds apart, so a ratio of two calls in one cycle, and its median over cycles, resolves about 1%
-    where the median of a few rounds' blocks resolves 5-7% (benchmarks/bench_sweep.py prints its control).
-    Every contender is called once before the first cycle; the machine is waited quiet (QUIET) every 10 cycles."""
+QUIET_EVERY_CYCLES = 10  # alternated waits for a quiet machine this often: a wait per cycle would cost more than
+# the cycle, and one per call of a whole sweep would let the others' load of the minute in
+
+
+def alternated(contenders: dict, cycles: int, seed: int = 0) -> dict[str, list[float]]:
+    """{name: [its ms in each cycle]}: one call of every contender per cycle, in a new random order each cycle
+    (seeded), so that no contender is always the first after a wait or always the one after the same neighbour.
+    For telling apart graphs within a few percent: this VM's speed drifts between a round of interleaved's blocks
+    and the next far more than between two calls a few tens of milliseconds apart, so the median over cycles of
+    a ratio of two calls in one cycle resolves much smaller differences (benchmarks/bench_sweep.py's control
+    prints by how much, in benchmarks/results/bench_sweep.txt). No pause between calls: the engine's sessions
+    stop their threads spinning when a run returns (server/engine.open_session), so none takes the next one's
+    cores. Every contender is called once before the first cycle."""
+    import random
+
+    shuffle = random.Random(seed).shuffle
     order = list(contenders)
     for function in contenders.values():
         function()
     results = {name: [] for name in contenders}
     for cycle in range(cycles):
-        if cycle % 10 == 0:
+        if cycle % QUIET_EVERY_CYCLES == 0:
             QUIET.wait()
-        shift = cycle % len(order)
-        for name in order[shift:] + order[:shift]:
+        shuffle(order)
+        for name in order:
             started = time.perf_counter()
             contenders[name]()
             results[name].append((time.perf_counter() - started) * 1000)
@@ -263,8 +273,9 @@ def sgemm_gflops() -> float:
 class SgemmProbe:
     """The sgemm rate as a contender: one square product of SGEMM_N per call, in a child process that stays up (numpy
     without OPENBLAS_CORETYPE, as sgemm_gflops). Timed beside the engine (interleaved), each round's best call
-    gives the rate of that moment, as ReadProbe gives the bandwidth: this VM's rate moves by a quarter within an
-    hour, so a rate measured once at the start would bias every ratio after it."""
+    gives the rate of that moment, as ReadProbe gives the bandwidth: this VM's rate moves within an hour (the
+    sgemm column of benchmarks/results/bench_engine.txt), so a rate measured once at the start would bias every
+    ratio after it."""
 
     flops = 2 * SGEMM_N**3
 
@@ -289,7 +300,7 @@ class SgemmProbe:
         self.child.wait()
 
 
-STREAM_WIDTH = 768  # GPT-2 small's n_embd: the residual stream every projection reads or writes
+VARIANTS = CACHE / "variants"  # graphs built from the exports for timing only (bench_sweep's variants, ...)
 
 
 def projections_alone(model_path: Path) -> Path:
@@ -297,19 +308,20 @@ def projections_alone(model_path: Path) -> Path:
     Gemm (fp32) or MatMulInteger (int8, as onnxruntime's DynamicQuantizeMatMul, the kernel it fuses those into)
     with the same weights and biases, each reading the stream the last one wrote. Its time is what
     onnxruntime's matmul kernels alone cost at T: a bound no rewrite of the rest of the graph can beat.
-    Input "x", (T, STREAM_WIDTH) floats; the QKV projections are outputs, so none is pruned."""
+    Input "x", (T, n_embd) floats; the QKV projections are outputs, so none is pruned."""
     import onnx
     from onnx import TensorProto, helper
 
     from twelve_heads.export.optimize import constant_tensors, readers_of
 
-    target = CACHE / "variants" / f"{model_path.parent.name}-projections.onnx"
+    target = VARIANTS / f"{model_path.parent.name}-projections.onnx"
     stamp = target.with_suffix(".source")
-    if target.is_file() and stamp.is_file() and stamp.read_text() == export_source():
+    source = f"{export_source()} {model_path.stat().st_mtime_ns} {inspect.getsource(projections_alone)}"
+    if target.is_file() and stamp.is_file() and stamp.read_text() == source:
         return target
-    model = onnx.load(str(model_path))
+    model = onnx.load(str(model_path), load_external_data=False)  # the embedding table (external) is not read
     constants, readers = constant_tensors(model), readers_of(model)
-    used, nodes, outputs, stream = {}, [], [], "x"
+    used, nodes, outputs, stream, n_embd = {}, [], [], "x", 0
 
     def constant(name: str) -> str:
         used[constants[name].name] = constants[name]
@@ -325,26 +337,29 @@ def projections_alone(model_path: Path) -> Path:
             biased = readers[readers[cast.output[0]][0].output[0]][0]
             bias = next(name for name in biased.input if name in constants)
             scale = weight.removesuffix("_quantized") + "_scale"
-            inputs, domain, attributes = [constant(name) for name in (weight, scale, node.input[3], bias)], "com.microsoft", {}
+            inputs = [constant(name) for name in (weight, scale, node.input[3], bias)]
+            domain, attributes = "com.microsoft", {}
         else:
             continue
         dims = constants[node.input[1]].dims
-        width = dims[0] if attributes.get("transB", 0) else dims[1]
+        reads, width = (dims[1], dims[0]) if attributes.get("transB", 0) else (dims[0], dims[1])
+        n_embd = n_embd or reads  # the first projection reads the stream
         output = f"projection_{len(nodes)}"
         nodes.append(helper.make_node("DynamicQuantizeMatMul" if domain else "Gemm", [stream, *inputs], [output],
                                       domain=domain, **attributes))
-        if width == 3 * STREAM_WIDTH:
+        if width == 3 * n_embd:
             outputs.append(output)  # Q, K and V: the next projection reads the stream instead of attention's output
         else:
             stream = output
     outputs.append(stream)
-    graph = helper.make_graph(nodes, "projections", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, STREAM_WIDTH])],
+    stream_input = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, n_embd])
+    graph = helper.make_graph(nodes, "projections", [stream_input],
                               [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
                               list(used.values()))
     target.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                       helper.make_opsetid("com.microsoft", 1)]), str(target))
-    stamp.write_text(export_source())
+    stamp.write_text(source)
     return target
 
 
