@@ -3,9 +3,10 @@
 Built by hand from the checkpoint's weights (no tracing, so nothing depends on transformers' head_mask
 argument, which transformers v5 removes): the last block with its row of the head mask, the final LayerNorm,
 and the LM head tied to the token embedding. Inputs: `residual` (B, T, n_embd) from model.onnx, `head_mask`
-(B, L, H) and `input_ids` (B, T). Outputs: `next_token_logprob` (B, T - 1), the log-probability of each actual
-next token (position i predicts token i + 1), and `top_ids` / `top_logprob` (B, TOP_K), the likeliest tokens
-after the last position. Every sentence of a batch has the same length (a clean and an ablated pass).
+(B, L, H) and `input_ids` (B, T). Outputs (modeldir.PREDICT_OUTPUTS): `next_token_logprob` (B, T - 1), the
+log-probability of each actual next token (position i predicts token i + 1), `top_logprob` / `top_ids`
+(B, TOP_K), the likeliest tokens after the last position, and `last_logprob` (B, V), every token's there. Every
+sentence of a batch has the same length (a clean and an ablated pass).
 
 The LM head is the whole cost at short lengths (50,257 × 768 per position), which is why it lives here and not
 in model.onnx. Its weight is the embedding table itself, read by name from embedding.bin; it is the A side of
@@ -17,7 +18,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from twelve_heads.errors import HeadsError
-from twelve_heads.modeldir import HEAD_MASK, INPUT_IDS, NEXT_TOKEN_LOGPROB, RESIDUAL, TOP_IDS, TOP_K, TOP_LOGPROB
+from twelve_heads.modeldir import (HEAD_MASK, INPUT_IDS, LAST_LOGPROB, NEXT_TOKEN_LOGPROB, PREDICT_OUTPUTS, RESIDUAL,
+                                   TOP_IDS, TOP_K, TOP_LOGPROB)
 
 OPSET = 17  # LayerNormalization; the same opset as model.onnx
 LM_HEAD_ROWS = 32  # rows per window of the LM head: its arena and its speed, benchmarks/bench_lm_head.py
@@ -116,7 +118,7 @@ def activation(g: Builder, x: str, kind: str) -> str:
 
 def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantized: dict | None,
                    rows: int = LM_HEAD_ROWS) -> None:
-    """Append the tied LM head to a block graph (fp32 or already quantized): FINAL → the three outputs.
+    """Append the tied LM head to a block graph (fp32 or already quantized): FINAL → the four outputs.
 
     `embedding` is the table's initializer as model.onnx has it (the external reference to embedding.bin).
     `quantized` is None for an fp32 table, else {"scale", "zero_point"}: the uint8 table of the int8 export,
@@ -195,18 +197,18 @@ def attach_lm_head(model: onnx.ModelProto, embedding: onnx.TensorProto, quantize
     by_sentence = g.op("Reshape", g.op("Transpose", stacked, perm=[1, 0, 2]), g.op("Concat", batch, g.const([-1]), axis=0))
     g.nodes.append(helper.make_node("Slice", [by_sentence, padding, g.const([-1]), one], [NEXT_TOKEN_LOGPROB],
                                     name="/lm_head/next"))  # (B, T - 1)
-    last = g.op("Transpose", g.op("Squeeze", last, last_axis), perm=[1, 0])  # (B, V)
-    g.nodes.append(helper.make_node("TopK", [last, g.const([min(TOP_K, vocab_size)])],
+    g.nodes.append(helper.make_node("Transpose", [g.op("Squeeze", last, last_axis)], [LAST_LOGPROB],
+                                    name="/lm_head/last", perm=[1, 0]))  # (B, V)
+    g.nodes.append(helper.make_node("TopK", [LAST_LOGPROB, g.const([min(TOP_K, vocab_size)])],
                                     [TOP_LOGPROB, TOP_IDS], name="/lm_head/top", axis=-1, largest=1, sorted=1))
     model.graph.node.extend(g.nodes)
     model.graph.initializer.extend([*g.initializers, embedding])
     batch, length = (model.graph.input[0].type.tensor_type.shape.dim[i].dim_param for i in (0, 1))
     del model.graph.output[:]
-    model.graph.output.extend([
-        helper.make_tensor_value_info(NEXT_TOKEN_LOGPROB, TensorProto.FLOAT, [batch, None]),
-        helper.make_tensor_value_info(TOP_LOGPROB, TensorProto.FLOAT, [batch, min(TOP_K, vocab_size)]),
-        helper.make_tensor_value_info(TOP_IDS, TensorProto.INT64, [batch, min(TOP_K, vocab_size)]),
-    ])
+    top = min(TOP_K, vocab_size)
+    shapes = {NEXT_TOKEN_LOGPROB: (TensorProto.FLOAT, [batch, None]), TOP_LOGPROB: (TensorProto.FLOAT, [batch, top]),
+              TOP_IDS: (TensorProto.INT64, [batch, top]), LAST_LOGPROB: (TensorProto.FLOAT, [batch, vocab_size])}
+    model.graph.output.extend(helper.make_tensor_value_info(name, *shapes[name]) for name in PREDICT_OUTPUTS)
 
 
 def without_lm_head(model: onnx.ModelProto, embedding_name: str) -> tuple[onnx.ModelProto, onnx.TensorProto]:

@@ -178,7 +178,7 @@ def run_intervention(engine, options, ids):
     """The clean and ablated passes, or None where a plain run does. The clean pass of a sentence (up to
     MAX_PACKED_ALL_LAYERS_TOKENS) is kept apart, in the model's clean_passes, from any request that computed it, a
     plain one included: knocking heads out after looking, or knocking out one more, runs only the ablated pass. A
-    pass larger than the model's whole cache is not kept (an int8 GPT-2 small's: sentences over ~117 tokens)."""
+    pass larger than the model's whole cache is not kept (an int8 GPT-2 small's: sentences over ~115 tokens)."""
     if not engine.can_intervene:
         return None
     passes = clean_passes(engine)
@@ -189,8 +189,11 @@ def run_intervention(engine, options, ids):
     cached = passes.get(key)
     result = intervene(engine, ids, options.ablate, options.predict, cached)
     if result.clean is not cached and keep:
-        for array in (result.clean.attention, result.clean.residual):
-            array.flags.writeable = False  # shared by every request that finds it
+        prediction = result.clean.prediction
+        for array in (result.clean.attention, result.clean.residual, *(() if prediction is None else (
+                prediction.next_logprob, prediction.top_ids, prediction.top_logprob, prediction.last_logprob))):
+            if array is not None:
+                array.flags.writeable = False  # shared by every request that finds it
         passes.put(key, result.clean, size=result.clean.nbytes)
     return result
 
@@ -217,14 +220,26 @@ def describe_intervention(engine, options, intervention, response: dict) -> None
                 description["knocked_out"] = (layer, head) in knocked_out
     if options.predict:
         clean, ablated = intervention.clean.prediction, intervention.prediction
-        response["prediction"] = {"top": top_tokens(engine, clean), "top_ablated": top_tokens(engine, ablated),
+        two_runs = intervention.ablated is not intervention.clean  # else nothing to look up in the other
+        response["prediction"] = {"top": top_tokens(engine, clean, ablated if two_runs else None, "ablated"),
+                                  "top_ablated": top_tokens(engine, ablated, clean if two_runs else None, "clean"),
                                   "logprob": np.round(clean.next_logprob.astype(np.float64), 5).tolist(),
                                   "logprob_ablated": np.round(ablated.next_logprob.astype(np.float64), 5).tolist()}
 
 
-def top_tokens(engine, prediction) -> list[dict]:
-    return [{"id": int(token), "token": engine.display(int(token)), "p": round(float(np.exp(logprob)), 6)}
-            for token, logprob in zip(prediction.top_ids, prediction.top_logprob)]
+def top_tokens(engine, prediction, other, other_name: str) -> list[dict]:
+    """The likeliest next tokens of one pass, each with its probability and rank in the `other` pass ("p_clean",
+    "rank_clean" or "p_ablated", "rank_ablated") when there is another and both passes know every token's
+    probability (exports with last_logprob)."""
+    tokens = []
+    for token, logprob in zip(prediction.top_ids.tolist(), prediction.top_logprob):
+        entry = {"id": token, "token": engine.display(token), "p": round(float(np.exp(logprob)), 6)}
+        if other is not None and prediction.last_logprob is not None and other.last_logprob is not None:
+            # 6 significant digits, not decimals: a guess the other run all but rules out is the point
+            entry[f"p_{other_name}"] = float(f"{np.exp(float(other.last_logprob[token])):.6g}")
+            entry[f"rank_{other_name}"] = other.rank_of(token)
+        tokens.append(entry)
+    return tokens
 
 
 def respond(engine, options, result) -> dict:

@@ -233,7 +233,8 @@ class Engine:
             return [self.run_with_residual(ids, mask) for mask in masks]
         residual = np.empty((len(masks), len(ids), self.manifest["n_embd"]), dtype=np.float32)
         attention = self.run_padded([ids] * len(masks), masks, residual)  # (L, B, H, T, T)
-        return [(np.ascontiguousarray(attention[:, row]), residual[row]) for row in range(len(masks))]
+        # Copies of each row: a cached clean pass must not keep the ablated one's memory alive beside it.
+        return [(np.ascontiguousarray(attention[:, row]), residual[row].copy()) for row in range(len(masks))]
 
     def is_long(self, n_tokens: int, n_sentences: int = 1) -> bool:
         """Whether a run of `n_sentences` padded to `n_tokens` is long: its memory is lent for the run, not kept

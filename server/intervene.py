@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from twelve_heads.errors import ModelError
-from twelve_heads.modeldir import (HEAD_MASK, INPUT_IDS, INTERVENTION, NEXT_TOKEN_LOGPROB, REEXPORT_HINT, RESIDUAL,
-                                   TOP_IDS, TOP_LOGPROB)
+from twelve_heads.modeldir import (HEAD_MASK, INPUT_IDS, INTERVENTION, LAST_LOGPROB, NEXT_TOKEN_LOGPROB,
+                                   PREDICT_OUTPUTS, REEXPORT_HINT, RESIDUAL, TOP_IDS, TOP_LOGPROB)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ class Prediction:
     next_logprob: np.ndarray  # (T - 1,): log p(token i + 1 | tokens 0 … i), position i predicts token i + 1
     top_ids: np.ndarray  # (K,) int64: the likeliest tokens after the last position, best first
     top_logprob: np.ndarray  # (K,)
+    last_logprob: np.ndarray | None = None  # (V,): every token's, after the last position (None: an older export)
+
+    def rank_of(self, token: int) -> int:
+        """1 for the likeliest token after the last position (needs last_logprob); tokens of equal log-probability
+        share the best rank among them."""
+        return 1 + int(np.count_nonzero(self.last_logprob > self.last_logprob[token]))
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,9 @@ class Pass:
 
     @property
     def nbytes(self) -> int:  # for a cache bounded in bytes
-        extra = 0 if self.prediction is None else self.prediction.next_logprob.nbytes + 128
+        prediction = self.prediction
+        extra = 0 if prediction is None else prediction.next_logprob.nbytes + 128 + (
+            0 if prediction.last_logprob is None else prediction.last_logprob.nbytes)
         return self.attention.nbytes + self.residual.nbytes + extra
 
 
@@ -81,6 +89,8 @@ class Predictor:
 
     def __init__(self, path: Path, session: ort.InferenceSession):
         self.path, self.session = path, session
+        has = {output.name for output in session.get_outputs()}
+        self.outputs = [name for name in PREDICT_OUTPUTS if name in has]  # exports before LAST_LOGPROB lack it
 
     def predict(self, ids: list[int], residuals: np.ndarray, head_masks: np.ndarray, run_options=None
                 ) -> list[Prediction]:
@@ -89,12 +99,13 @@ class Predictor:
         batch = len(residuals)
         feeds = {RESIDUAL: residuals, HEAD_MASK: head_masks, INPUT_IDS: np.tile(np.asarray([ids], np.int64), (batch, 1))}
         try:
-            next_logprob, top_logprob, top_ids = self.session.run([NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS], feeds,
-                                                                  run_options)
+            out = dict(zip(self.outputs, self.session.run(self.outputs, feeds, run_options)))
         except Exception as err:  # onnxruntime's own types
             raise ModelError(f"{self.path} failed on a {len(ids)}-token sentence ({str(err).splitlines()[0][:160]}); "
                              f"{REEXPORT_HINT}") from None
-        return [Prediction(next_logprob[row], top_ids[row], top_logprob[row]) for row in range(batch)]
+        # Copies, not views: a cached clean pass keeps its own row, not the whole batch's arrays.
+        return [Prediction(out[NEXT_TOKEN_LOGPROB][row].copy(), out[TOP_IDS][row].copy(), out[TOP_LOGPROB][row].copy(),
+                           out[LAST_LOGPROB][row].copy() if LAST_LOGPROB in out else None) for row in range(batch)]
 
 
 def head_mask(n_layer: int, n_head: int, knocked_out=()) -> np.ndarray:

@@ -1,13 +1,14 @@
 /* What the model loses with heads knocked out, under the tokens (knockout_view.js places it): the 5 likeliest next
-   tokens after the last one with every head and without, side by side, and every token coloured by the change in
-   its log-probability (knocked out − clean, on diff.js's diverging scale), exact on hover and keyboard focus.
-   The numbers are the server's ("prediction" of POST /api/attention), read through surprise.js. */
+   tokens after the last one with every head and without, side by side, each with where it stands in the other run,
+   and every token coloured by the change in its log-probability (knocked out − clean, on diff.js's diverging
+   scale), exact on hover and keyboard focus. The numbers are the server's ("prediction" of POST /api/attention),
+   read through surprise.js. */
 
 import { visibleToken } from "./attention.js";
 import { divergingColour, drawDivergingBar } from "./diff.js";
 import { headList } from "./knockout_heads.js";
 import { probeStrip } from "./knockout.js";
-import { logprobChanges, logprobLimit, numberText, probabilityText, signedText } from "./surprise.js";
+import { logprobChanges, logprobLimit, numberText, otherPass, probabilityText, signedText } from "./surprise.js";
 import { element } from "./dom.js";
 
 const DARK_INK_SHARE = 0.6;  // beyond this share of the scale a coloured chip's text turns white
@@ -153,8 +154,9 @@ function predictionCell() {
   const token = element("span", "token");
   const fill = element("span", "bar");
   const amount = element("span", "amount");
-  const cell = element("td", "ko-cell", token, element("span", "track", fill), amount);
-  return { cell, token, fill, amount };
+  const other = element("span", "ko-other muted");
+  const cell = element("td", "ko-cell", token, element("span", "track", fill), amount, other);
+  return { cell, token, fill, amount, other };
 }
 
 function fillPrediction(parts, entry, cleanBest) {
@@ -163,6 +165,7 @@ function fillPrediction(parts, entry, cleanBest) {
     parts.token.textContent = "";
     parts.amount.textContent = "";
     parts.fill.style.width = "0";
+    parts.other.hidden = true;
     return;
   }
   parts.token.textContent = visibleToken(entry.token);
@@ -170,5 +173,7 @@ function fillPrediction(parts, entry, cleanBest) {
   parts.amount.textContent = probabilityText(entry.p);
   parts.fill.style.width = `${Math.max(1, Math.round(entry.p * 100))}%`;
   parts.cell.classList.toggle("ko-best", entry.id === cleanBest);
+  const other = otherPass(entry);
+  Object.assign(parts.other, { textContent: other.text, title: other.title, hidden: !other.text });
   Object.assign(parts.cell.dataset, { id: String(entry.id), p: String(entry.p) });
 }

@@ -55,6 +55,22 @@ export function probabilityText(p) {
   return "<0.001%";
 }
 
+/** A top token's probability and rank in the other pass: "now …" (without the heads) under a token of the clean
+ *  column, "was …" (with every head) under one of the knocked-out column; "" when the answer gives none (nothing
+ *  knocked out, or a model exported without every token's log-probability). With the line's longer `title`. */
+export function otherPass(entry) {
+  if (entry.p_ablated !== undefined) {
+    const p = probabilityText(entry.p_ablated);
+    return { text: `now ${p} · #${entry.rank_ablated}`,
+      title: `without the knocked-out heads: ${p}, the model's guess #${entry.rank_ablated}` };
+  }
+  if (entry.p_clean !== undefined) {
+    const p = probabilityText(entry.p_clean);
+    return { text: `was ${p} · #${entry.rank_clean}`, title: `with every head: ${p}, the model's guess #${entry.rank_clean}` };
+  }
+  return { text: "", title: "" };
+}
+
 /** A number with a true minus sign: −15.2124, not -15.2124. */
 export function numberText(value, digits = 4) {
   return value.toFixed(digits).replace("-", "−");

@@ -1,12 +1,15 @@
 """`ablate` and `predict` on /api/attention: validated before any work, and equal to the engine's passes."""
 
 import json
+import shutil
 
 import numpy as np
+import onnx
 import pytest
 
 from conftest import TROPHY
 from test_api import unpack
+from twelve_heads.modeldir import LAST_LOGPROB, PREDICT_GRAPH, record_file
 from twelve_heads.server import create_app
 from twelve_heads.server.config import WEIGHT_BYTES_PER_CLEAN_PASS_BYTE
 from twelve_heads.server.engine import Engine
@@ -37,15 +40,43 @@ def test_ablate_describes_the_run_without_those_heads(client, models_dir):
     np.testing.assert_allclose(prediction["logprob"], expected.clean.prediction.next_logprob, atol=1e-5)
     assert [top["id"] for top in prediction["top_ablated"]] == expected.prediction.top_ids.tolist()
     assert [top["id"] for top in prediction["top"]] == expected.clean.prediction.top_ids.tolist()
-    assert all(set(top) == {"id", "token", "p"} and 0 < top["p"] <= 1 for top in prediction["top"])
+    # Each side's top tokens, looked up in the other run's whole distribution: probability and rank (1 = its best).
+    for entries, other, name in ((prediction["top"], expected.prediction, "ablated"),
+                                 (prediction["top_ablated"], expected.clean.prediction, "clean")):
+        assert all(set(top) == {"id", "token", "p", f"p_{name}", f"rank_{name}"} and 0 < top["p"] <= 1
+                   for top in entries)
+        for top in entries:
+            logprob = other.last_logprob[top["id"]]
+            np.testing.assert_allclose(top[f"p_{name}"], np.exp(logprob), atol=1e-5)
+            assert top[f"rank_{name}"] == 1 + np.count_nonzero(other.last_logprob > logprob)
+    assert prediction["top"][0]["p_ablated"] != prediction["top"][0]["p"]  # the other run's, not a copy
     assert prediction["top"][0]["token"] == engine.display(prediction["top"][0]["id"])
     assert prediction["top"] != prediction["top_ablated"]
+
+
+def test_a_model_exported_without_every_tokens_logprob_answers_without_the_look_ups(tmp_path, models_dir, client):
+    """predict.onnx of exports before last_logprob: the same prediction, top tokens without p_clean or p_ablated."""
+    shutil.copytree(models_dir / "wide", tmp_path / "older")
+    graph = onnx.load(str(tmp_path / "older" / PREDICT_GRAPH), load_external_data=False)
+    kept = [output for output in graph.graph.output if output.name != LAST_LOGPROB]
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    onnx.save(graph, str(tmp_path / "older" / PREDICT_GRAPH))
+    record_file(tmp_path / "older", PREDICT_GRAPH)  # the manifest's checksum: the file is the export's, altered
+    older = create_app({"MODELS_DIR": str(tmp_path)}).test_client()
+    body = post(older, text=TROPHY, model="older", ablate=[[3, 2]], predict=True).json
+    current = post(client, text=TROPHY, model="wide", ablate=[[3, 2]], predict=True).json
+    for side in ("top", "top_ablated"):
+        assert body["prediction"][side] == [{key: top[key] for key in ("id", "token", "p")}
+                                            for top in current["prediction"][side]]
+    assert body["prediction"]["logprob_ablated"] == current["prediction"]["logprob_ablated"]
 
 
 def test_predict_alone_gives_the_same_prediction_twice(client):
     body = post(client, text=TROPHY, predict=True).json
     assert body["ablate"] == [] and "change" not in body["heads"][0][0]
     assert body["prediction"]["top"] == body["prediction"]["top_ablated"]
+    assert set(body["prediction"]["top"][0]) == {"id", "token", "p"}  # one run: nothing to look up in another
     assert body["prediction"]["logprob"] == body["prediction"]["logprob_ablated"]
     plain = post(client, text=TROPHY).json
     assert "prediction" not in plain and plain["heads"] == body["heads"]
@@ -76,7 +107,10 @@ def test_the_clean_pass_is_cached_and_each_ablation_has_its_own_response(app, cl
     assert len(runs) == 2 and runs[0] is None and runs[1][2, 2] == 0 and runs[1].sum() == 143
     second = post(client, text=text, model="wide", ablate=[[2, 3]], predict=True).json
     assert len(runs) == 3
-    assert first["prediction"]["top"] == second["prediction"]["top"]
+    def clean_side(body):  # each token's p_ablated is the other ablation's: only the clean run's own numbers match
+        return [{key: top[key] for key in ("id", "token", "p")} for top in body["prediction"]["top"]]
+
+    assert clean_side(first) == clean_side(second)
     assert first["prediction"]["logprob_ablated"] != second["prediction"]["logprob_ablated"]
     again = post(client, text=text, model="wide", ablate=[[2, 2]], predict=True).json
     assert again == first and len(runs) == 3

@@ -272,10 +272,17 @@ def test_the_prediction_panel_shows_the_apis_top_tokens_with_every_head_and_with
             [(entry["id"], entry["p"]) for entry in prediction[key]]
         assert [cell.locator(".token").text_content() for cell in cells] == \
             [shown_token(entry["token"]) for entry in prediction[key]]
+        # under each token, where it stands in the other run: "now …" without the head, "was …" with every head
+        other, word = ("ablated", "now") if side == "clean" else ("clean", "was")
+        for cell, entry in zip(cells, prediction[key]):
+            line = cell.locator(".ko-other")
+            assert line.is_visible() and line.text_content().startswith(f"{word} ")
+            assert line.text_content().endswith(f" · #{entry[f'rank_{other}']}")
     assert page.text_content(".ko-table thead") == f"#With every headWithout {layer}.{head}"
     assert page.text_content(".ko-prediction h3") == "Next token after “.”"
     # the demo continues the repeat with every head, and not without its copying head
     assert prediction["top"][0]["token"] != prediction["top_ablated"][0]["token"]
+    assert prediction["top"][0]["rank_ablated"] > 1
 
 
 def test_the_strip_shows_each_tokens_change_in_log_probability_on_hover_and_keyboard_focus(tab, server):

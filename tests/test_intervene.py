@@ -19,8 +19,8 @@ from transformers import GPT2Model
 from conftest import GPT2_TOKENIZER, run_export, save_random_gpt2
 from twelve_heads.errors import ModelError
 from twelve_heads.export.predict import FINAL, attach_lm_head, without_lm_head
-from twelve_heads.modeldir import (BATCHABLE, EMBEDDING, HEAD_MASK, INPUT_IDS, NEXT_TOKEN_LOGPROB, PREDICT_GRAPH, RESIDUAL,
-                                   TOP_IDS, TOP_LOGPROB)
+from twelve_heads.modeldir import (BATCHABLE, EMBEDDING, HEAD_MASK, INPUT_IDS, LAST_LOGPROB, NEXT_TOKEN_LOGPROB,
+                                   PREDICT_GRAPH, RESIDUAL, TOP_IDS, TOP_LOGPROB)
 from twelve_heads.server.engine import Engine, open_session
 from twelve_heads.server.intervene import downstream_change, head_mask, intervene, shared_initializers
 
@@ -105,10 +105,12 @@ def test_knocked_out_heads_match_transformers_head_mask(engine, reference, mask_
     expected_top = torch.topk(torch.from_numpy(logprobs[-1]), 5)
     assert result.prediction.top_ids.tolist() == expected_top.indices.tolist()
     np.testing.assert_allclose(result.prediction.top_logprob, expected_top.values.numpy(), atol=LOGPROB_ATOL, rtol=0)
+    np.testing.assert_allclose(result.prediction.last_logprob, logprobs[-1], atol=LOGPROB_ATOL, rtol=0)
     # The clean pass beside it is transformers without a mask.
     clean_attention, clean_logprobs = transformers_run(reference, ids, head_mask(engine.n_layer, engine.n_head))
     np.testing.assert_allclose(result.clean.attention, clean_attention, atol=ATTENTION_ATOL, rtol=0)
     assert result.clean.prediction.top_ids.tolist() == torch.topk(torch.from_numpy(clean_logprobs[-1]), 5).indices.tolist()
+    np.testing.assert_allclose(result.clean.prediction.last_logprob, clean_logprobs[-1], atol=LOGPROB_ATOL, rtol=0)
     if mask_name != "none":  # not a vacuous match: knocking heads out moves the prediction
         assert np.abs(result.prediction.top_logprob - result.clean.prediction.top_logprob).max() > 1e-3
 
@@ -136,14 +138,15 @@ def test_the_lm_head_in_windows_of_any_size_is_the_log_softmax_of_the_tied_embed
             ids = rng.integers(0, manifest["vocab_size"], (batch, n_tokens))
             feeds = {RESIDUAL: rng.standard_normal((batch, n_tokens, manifest["n_embd"])).astype(np.float32),
                      HEAD_MASK: np.ones((batch, manifest["n_layer"], manifest["n_head"]), np.float32), INPUT_IDS: ids}
-            next_logprob, top_logprob, top_ids, final = session.run([NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS, FINAL],
-                                                                    feeds)
+            next_logprob, top_logprob, top_ids, last_logprob, final = session.run(
+                [NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS, LAST_LOGPROB, FINAL], feeds)
             logprobs = torch.log_softmax(torch.from_numpy(final @ table.T), dim=-1).numpy()  # (B, T, V)
             expected = np.take_along_axis(logprobs[:, :-1], ids[:, 1:, None], axis=-1)[..., 0]
             np.testing.assert_allclose(next_logprob, expected, atol=LOGPROB_ATOL, rtol=0)
             best = torch.topk(torch.from_numpy(logprobs[:, -1]), top_ids.shape[1])
             assert top_ids.tolist() == best.indices.tolist(), (batch, n_tokens)
             np.testing.assert_allclose(top_logprob, best.values.numpy(), atol=LOGPROB_ATOL, rtol=0)
+            np.testing.assert_allclose(last_logprob, logprobs[:, -1], atol=LOGPROB_ATOL, rtol=0)
 
 
 def test_predict_refuses_token_ids_that_are_not_one_per_hidden_state(exported, engine):

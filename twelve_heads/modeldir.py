@@ -10,7 +10,8 @@ no onnxruntime): both the exporter and the torch-free server import it.
                         attentions.0 … attentions.{L-1}, each (B, H, T, T), and the residual stream entering
                         the last block (B, T, n_embd) out
         predict.onnx    the last block, the final LayerNorm and the tied LM head: residual, head_mask and
-                        input_ids in; each actual next token's log-probability and the last position's top 5 out
+                        input_ids in; each actual next token's log-probability, and after the last position the
+                        top 5 and every token's log-probability out (PREDICT_OUTPUTS)
         embedding.bin   the token embedding table, raw: both graphs reference it as external data, and the
                         server hands one copy in memory to both sessions (manifest["intervention"]["embedding"])
         tokenizer.json  Hugging Face `tokenizers` format
@@ -44,6 +45,10 @@ HEAD_MASK = "head_mask"
 RESIDUAL = "residual"  # model.onnx's output and predict.onnx's input: (B, T, n_embd) entering the last block
 NEXT_TOKEN_LOGPROB = "next_token_logprob"  # predict.onnx: (B, T - 1), log p(token i + 1 | tokens 0 … i)
 TOP_IDS, TOP_LOGPROB = "top_ids", "top_logprob"  # predict.onnx: (B, TOP_K) after the last position, best first
+# predict.onnx: (B, V), log p of every token after the last position, so that a token likely in one pass can be
+# looked up in the other. Exports before it lack it; the engine then answers without those look-ups.
+LAST_LOGPROB = "last_logprob"
+PREDICT_OUTPUTS = (NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS, LAST_LOGPROB)  # predict.onnx's outputs, in its order
 TOP_K = 5
 # manifest["intervention"] (written when the export adds head masks and predict.onnx): "embedding" is
 # {"file", "initializer", "dtype", "shape"}, the table both graphs read under that initializer name.

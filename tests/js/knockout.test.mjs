@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 
 import { fitHeads, formatHeads, headList, headsKey, ignoredNote, parseHeads, sameHeads, sortedHeads,
   toggledHeads } from "../../static/knockout_heads.js";
-import { EFFECT_NATS, LOGPROB_LIMITS, guessEffect, logprobChanges, logprobLimit, numberText, probabilityText,
-  repeatPositions, signedText } from "../../static/surprise.js";
+import { EFFECT_NATS, LOGPROB_LIMITS, guessEffect, logprobChanges, logprobLimit, numberText, otherPass,
+  probabilityText, repeatPositions, signedText } from "../../static/surprise.js";
 import { permalinkHash, readPermalink } from "../../static/permalink.js";
 import "../../static/knockout.js";  // adds the permalink's "ablate" field
 import { divergingIndex, ZERO_INDEX } from "../../static/diff.js";
@@ -111,4 +111,14 @@ test("a PNG of a knocked-out run is named for the heads it runs without", async 
   const view = { model: "demo", layer: 5, head: 1, focused: true, text: "The cat", prependBos: false, sinkAware: false };
   assert.equal(pictureName({ ...view, knockedOut: [[4, 11], [5, 1]] }), "twelve-heads_demo_L5-H1_the-cat_without-4.11-5.1.png");
   assert.equal(pictureName(view), "twelve-heads_demo_L5-H1_the-cat.png");
+});
+
+test("a top token says where it stands in the other run, and nothing when the answer has no other run", () => {
+  const clean = { id: 25979, token: " delta", p: 0.999945, p_ablated: 0.0004, rank_ablated: 41 };
+  assert.deepEqual(otherPass(clean), { text: "now 0.040% · #41",
+    title: "without the knocked-out heads: 0.040%, the model's guess #41" });
+  const ablated = { id: 34236, token: " gamma", p: 0.852762, p_clean: 0.000001, rank_clean: 812 };
+  assert.deepEqual(otherPass(ablated), { text: "was <0.001% · #812",
+    title: "with every head: <0.001%, the model's guess #812" });
+  assert.deepEqual(otherPass({ id: 1, token: "a", p: 0.5 }), { text: "", title: "" });  // nothing knocked out
 });
