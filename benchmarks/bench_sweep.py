@@ -143,31 +143,32 @@ def meets_targets(row: dict) -> bool:
 
 
 def verdicts(rows: list[dict]) -> str:
-    """The issue's two targets for the export's graph over these rows, with the control's spread beside them."""
-    lines = []
-    worst = max(rows, key=lambda row: row["worst"])
-    lines.append(f"target: the export's graph within {WITHIN_FASTEST:.2f}× of the fastest variant at every T — "
-                 f"worst {worst['worst']:.3f}× at T = {worst['T']}: "
-                 f"{'met' if worst['worst'] <= WITHIN_FASTEST else 'NOT met'}")
-    over = [row for row in rows if row["worst"] > WITHIN_FASTEST]
-    if over:
-        lines.append(f"  over {WITHIN_FASTEST:.2f}× at {len(over)} of {len(rows)} lengths: " + ", ".join(
-            f"T = {row['T']} ({row['worst']:.3f}× against {max(row['engine_over'], key=row['engine_over'].get)}; "
-            f"control {row['control']:.3f}×)" for row in over))
+    """The issue's two targets for the export's graph over these rows, with the control beside each miss."""
+    def worst_variant(row: dict) -> str:
+        return f" against {max(row['engine_over'], key=row['engine_over'].get)}; control {row['control']:.3f}×"
+
+    lines = target(rows, "worst", WITHIN_FASTEST, f"the export's graph within {WITHIN_FASTEST:.2f}× of the fastest variant at every T",
+                   worst_variant)
     spread = [abs(row["control"] - 1) for row in rows]
     lines.append(f"resolution: the control (the same graph) differed from the engine by up to {max(spread):.1%} "
                  f"(median {statistics.median(spread):.1%} over the lengths)")
     rises = [row for row in rows if row["rise"] is not None]
     if rises:
-        worst = max(rises, key=lambda row: row["rise"])
-        lines.append(f"target: no rise of more than {MAX_RISE:.2f}× from T - 1 to T below {RISE_BELOW + 1} — "
-                     f"worst {worst['rise']:.3f}× at T = {worst['T']} (the control's {worst['control_rise']:.3f}×): "
-                     f"{'met' if worst['rise'] <= MAX_RISE else 'NOT met'}")
-        steep = [row for row in rises if row["rise"] > MAX_RISE]
-        if steep:
-            lines.append(f"  over {MAX_RISE:.2f}× at: " + ", ".join(
-                f"T = {row['T']} ({row['rise']:.3f}×, the control's {row['control_rise']:.3f}×)" for row in steep))
+        lines += target(rises, "rise", MAX_RISE, f"no rise of more than {MAX_RISE:.2f}× from T - 1 to T below "
+                        f"{RISE_BELOW + 1}", lambda row: f"; the control's {row['control_rise']:.3f}×")
     return "\n".join(lines)
+
+
+def target(rows: list[dict], key: str, bound: float, claim: str, detail) -> list[str]:
+    """A target's verdict over rows[key], its worst case, and each row over the bound, with `detail(row)`."""
+    worst = max(rows, key=lambda row: row[key])
+    lines = [f"target: {claim} — worst {worst[key]:.3f}× at T = {worst['T']} ({detail(worst).lstrip('; ')}): "
+             f"{'met' if worst[key] <= bound else 'NOT met'}"]
+    over = [row for row in rows if row[key] > bound]
+    if over:
+        lines.append(f"  over {bound:.2f}× at {len(over)} of {len(rows)} lengths: "
+                     + ", ".join(f"T = {row['T']} ({row[key]:.3f}×{detail(row)})" for row in over))
+    return lines
 
 
 def main() -> None:
