@@ -132,7 +132,7 @@ def summary(n_tokens: int, times: dict[str, list[float]], names: list[str]) -> d
 
 
 def table_row(row: dict, names: list[str]) -> str:
-    rises = "| |" if row["rise"] is None else f"| {row['rise']:.3f}× | {row['control_rise']:.3f}× |"
+    rises = "| | |" if row["rise"] is None else f"| {row['rise']:.3f}× | {row['control_rise']:.3f}× |"
     return (f"| {row['T']:4d} | {row['engine']:.2f} | {row['control']:.3f}× | "
             + " | ".join(f"{row[name]:.2f} ({row['engine_over'][name]:.3f}×)" for name in names)
             + f" | {row['worst']:.3f}× {rises}")
