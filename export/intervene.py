@@ -232,7 +232,8 @@ def validate(model: torch.nn.Module, directory: Path, lengths: list[int], int8: 
                                  {INPUT_IDS: ids[None], HEAD_MASK: mask[None]})
             predicted = dict(zip(PREDICT_OUTPUTS, predict.run(
                 PREDICT_OUTPUTS, {RESIDUAL: outputs[-1], HEAD_MASK: mask[None], INPUT_IDS: ids[None]})))
-            next_logprob, top_logprob, top_ids = (predicted[key] for key in (NEXT_TOKEN_LOGPROB, TOP_LOGPROB, TOP_IDS))
+            next_logprob, top_logprob, top_ids = (predicted[name] for name in (NEXT_TOKEN_LOGPROB, TOP_LOGPROB,
+                                                                                TOP_IDS))
             alone[name] = (outputs[-1], predicted)
             attention, logprobs = reference(model, ids, mask)
             attention_error = float(np.abs(np.concatenate(outputs[:-1]) - attention).max())
@@ -274,12 +275,13 @@ def paired_prediction_error(predict, ids: np.ndarray, masks: dict, alone: dict) 
     batch's log-probabilities from each sentence's alone, and whether their top tokens are the same."""
     names = ["none", "random"]
     residuals = np.concatenate([alone[name][0] for name in names])
-    feeds = {RESIDUAL: residuals, HEAD_MASK: np.stack([masks[name] for name in names]), INPUT_IDS: np.stack([ids, ids])}
+    feeds = {RESIDUAL: residuals, HEAD_MASK: np.stack([masks[name] for name in names]),
+             INPUT_IDS: np.stack([ids, ids])}
     together = dict(zip(PREDICT_OUTPUTS, predict.run(PREDICT_OUTPUTS, feeds)))
     worst, agree = 0.0, True
     for row, name in enumerate(names):
-        alone_ = alone[name][1]
-        agree &= together[TOP_IDS][row].tolist() == alone_[TOP_IDS][0].tolist()
-        worst = max(worst, *(float(np.abs(together[key][row] - alone_[key][0]).max(initial=0))
+        single = alone[name][1]  # that sentence's predictions run alone
+        agree &= together[TOP_IDS][row].tolist() == single[TOP_IDS][0].tolist()
+        worst = max(worst, *(float(np.abs(together[key][row] - single[key][0]).max(initial=0))
                              for key in (NEXT_TOKEN_LOGPROB, TOP_LOGPROB)))
     return worst, agree

@@ -53,8 +53,7 @@ SETTINGS = (
     Setting("CLEAN_PASS_BYTES", int, 32 * 1024 * 1024, "HEADS_CLEAN_PASS_BYTES",
             "Memory for the sentences' runs with every head, kept so that knocking heads out after looking runs "
             "only the run without them (2.4 MB a sentence at 64 tokens, 2.6 MB with its prediction), in bytes, per "
-            "model; 0 keeps none. A model "
-            f"keeps at most 1/{WEIGHT_BYTES_PER_CLEAN_PASS_BYTE} of its weights' bytes."),
+            f"model; 0 keeps none. A model keeps at most 1/{WEIGHT_BYTES_PER_CLEAN_PASS_BYTE} of its weights' bytes."),
     Setting("LONG_SENTENCE_TOKENS", int, engine.LONG_SENTENCE_TOKENS, "HEADS_LONG_SENTENCE_TOKENS",
             "Sentences longer than this take LONG_SENTENCE_CONCURRENCY slots, and the memory they need is handed "
             "back when they are done: at 1,024 tokens one request holds ~1 GB."),
