@@ -108,7 +108,7 @@ def main() -> None:
         ours, quantized, plain, theirs, alone, alone8 = (
             [statistics.median(samples) for samples in times[name]]
             for name in ("fp32", "int8", "optimum", "transformers", "fp32 projections", "int8 projections"))
-        read_gbs = [read.nbytes / (min(samples) / 1000) / 1e9 for samples in times["read"]]
+        read_gbs = [read.gbs(samples) for samples in times["read"]]
         gflops = [sgemm.gflops(samples) for samples in times["sgemm"]]
         floors = [floor_ms(n_tokens, rate, gbs) for rate, gbs in zip(gflops, read_gbs)]
         row = {"T": n_tokens, "theirs": statistics.median(theirs), "optimum": statistics.median(plain),

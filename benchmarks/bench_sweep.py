@@ -147,8 +147,8 @@ def verdicts(rows: list[dict]) -> str:
     def worst_variant(row: dict) -> str:
         return f" against {max(row['engine_over'], key=row['engine_over'].get)}; control {row['control']:.3f}×"
 
-    lines = target(rows, "worst", WITHIN_FASTEST, f"the export's graph within {WITHIN_FASTEST:.2f}× of the fastest variant at every T",
-                   worst_variant)
+    claim = f"the export's graph within {WITHIN_FASTEST:.2f}× of the fastest variant at every T"
+    lines = target(rows, "worst", WITHIN_FASTEST, claim, worst_variant)
     spread = [abs(row["control"] - 1) for row in rows]
     lines.append(f"resolution: the control (the same graph) differed from the engine by up to {max(spread):.1%} "
                  f"(median {statistics.median(spread):.1%} over the lengths)")

@@ -7,6 +7,7 @@ Random weights cost exactly what trained ones cost.
 
 import inspect
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -99,8 +100,6 @@ def alternated(contenders: dict, cycles: int, seed: int = 0) -> dict[str, list[f
     prints by how much, in benchmarks/results/bench_sweep.txt). No pause between calls: the engine's sessions
     stop their threads spinning when a run returns (server/engine.open_session), so none takes the next one's
     cores. Every contender is called once before the first cycle."""
-    import random
-
     shuffle = random.Random(seed).shuffle
     order = list(contenders)
     for function in contenders.values():
@@ -202,6 +201,10 @@ class ReadProbe:
         [thread.start() for thread in threads]
         [thread.join() for thread in threads]
 
+    def gbs(self, times_ms: list[float]) -> float:
+        """The bandwidth of the fastest of these calls, GB/s."""
+        return self.nbytes / (min(times_ms) / 1000) / 1e9
+
 
 def feed(session, ids) -> dict:
     """A session.run feed for token ids (B, T): with every head kept when the graph takes a head mask (the
@@ -271,8 +274,8 @@ def sgemm_gflops() -> float:
 
 
 class SgemmProbe:
-    """The sgemm rate as a contender: one square product of SGEMM_N per call, in a child process that stays up (numpy
-    without OPENBLAS_CORETYPE, as sgemm_gflops). Timed beside the engine (interleaved), each round's best call
+    """The sgemm rate as a contender: one square product of SGEMM_N per call, in a child process that stays up
+    (numpy without OPENBLAS_CORETYPE, as sgemm_gflops). Timed beside the engine (interleaved), each round's best call
     gives the rate of that moment, as ReadProbe gives the bandwidth: this VM's rate moves within an hour (the
     sgemm column of benchmarks/results/bench_engine.txt), so a rate measured once at the start would bias every
     ratio after it."""
@@ -329,7 +332,8 @@ def projections_alone(model_path: Path) -> Path:
 
     for node in model.graph.node:
         if node.op_type == "Gemm" and node.input[1] in constants:
-            inputs, domain = [constant(name) for name in node.input[1:]], ""
+            op_type, domain = "Gemm", ""
+            inputs = [constant(name) for name in node.input[1:]]
             attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         elif node.op_type == "MatMulInteger" and node.input[1] in constants:
             weight = node.input[1]  # then Cast, Mul by the two scales, Add the bias: quantize_dynamic's pattern
@@ -337,16 +341,15 @@ def projections_alone(model_path: Path) -> Path:
             biased = readers[readers[cast.output[0]][0].output[0]][0]
             bias = next(name for name in biased.input if name in constants)
             scale = weight.removesuffix("_quantized") + "_scale"
-            inputs = [constant(name) for name in (weight, scale, node.input[3], bias)]
-            domain, attributes = "com.microsoft", {}
+            op_type, domain = "DynamicQuantizeMatMul", "com.microsoft"
+            inputs, attributes = [constant(name) for name in (weight, scale, node.input[3], bias)], {}
         else:
             continue
         dims = constants[node.input[1]].dims
         reads, width = (dims[1], dims[0]) if attributes.get("transB", 0) else (dims[0], dims[1])
         n_embd = n_embd or reads  # the first projection reads the stream
         output = f"projection_{len(nodes)}"
-        nodes.append(helper.make_node("DynamicQuantizeMatMul" if domain else "Gemm", [stream, *inputs], [output],
-                                      domain=domain, **attributes))
+        nodes.append(helper.make_node(op_type, [stream, *inputs], [output], domain=domain, **attributes))
         if width == 3 * n_embd:
             outputs.append(output)  # Q, K and V: the next projection reads the stream instead of attention's output
         else:

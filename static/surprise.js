@@ -59,17 +59,18 @@ export function probabilityText(p) {
  *  column, "was …" (with every head) under one of the knocked-out column; "" when the answer gives none (nothing
  *  knocked out, or a model exported without every token's log-probability). With the line's longer `title`. */
 export function otherPass(entry) {
-  if (entry.p_ablated !== undefined) {
-    const p = probabilityText(entry.p_ablated);
-    return { text: `now ${p} · #${entry.rank_ablated}`,
-      title: `without the knocked-out heads: ${p}, the model's guess #${entry.rank_ablated}` };
-  }
-  if (entry.p_clean !== undefined) {
-    const p = probabilityText(entry.p_clean);
-    return { text: `was ${p} · #${entry.rank_clean}`, title: `with every head: ${p}, the model's guess #${entry.rank_clean}` };
-  }
-  return { text: "", title: "" };
+  const other = OTHER_RUNS.find(({ run }) => entry[`p_${run}`] !== undefined);
+  if (!other) return { text: "", title: "" };
+  const p = probabilityText(entry[`p_${other.run}`]);
+  const rank = entry[`rank_${other.run}`];
+  return { text: `${other.word} ${p} · #${rank}`, title: `${other.who}: ${p}, the model's guess #${rank}` };
 }
+
+// The run a top token is looked up in (the API's p_<run> and rank_<run>), and how its line says so.
+const OTHER_RUNS = [
+  { run: "ablated", word: "now", who: "without the knocked-out heads" },
+  { run: "clean", word: "was", who: "with every head" },
+];
 
 /** A number with a true minus sign: −15.2124, not -15.2124. */
 export function numberText(value, digits = 4) {
